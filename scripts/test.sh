@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's test command: install, build (Release, CUDA kernels compiled where nvcc exists), run
+# every test. GPU tests skip with a printed reason where no GPU is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh release
+ctest --preset release -j "$(nproc)" --timeout 900
+# Print the reason each GPU test skipped (ctest hides test output of passing/skipped tests).
+if [ -x build/release/tests/mxq_cuda_tests ]; then
+  build/release/tests/mxq_cuda_tests --gtest_brief=1 2>&1 | grep -m 3 -i -E "skip|no cuda" || true
+fi

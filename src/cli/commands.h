@@ -1,0 +1,10 @@
+// The subcommands of the mxq program; each add_* registers its options and callback.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace mxq::cli {
+
+void add_roundtrip(CLI::App& app);
+
+}  // namespace mxq::cli
