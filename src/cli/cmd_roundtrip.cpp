@@ -1,5 +1,6 @@
-// `mxq roundtrip`: quantize a synthetic BF16 tensor to each block format and scale rule, dequantize
-// it, and report the error and the conversion speed. The quickest way to see what the format does.
+// `mxq roundtrip`: quantize a tensor to each block format and scale rule, dequantize it, and report
+// the error (and, for the synthetic tensor, the conversion speed). With --gguf, every 2-D weight of a
+// real model is quantized and the error is reported per kind of layer.
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -7,12 +8,13 @@
 #include <cmath>
 #include <map>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "mxq/error.h"
 #include "mxq/format_ref.h"
+#include "mxq/io/gguf.h"
 #include "mxq/kernels/cpu/format_traits.h"
 #include "mxq/kernels/cpu/parallel.h"
 
@@ -26,6 +28,7 @@ struct RoundtripArgs {
   std::vector<std::string> rules = {"ocp_floor", "ceil", "even", "mse"};
   int threads = 0;
   uint32_t seed = 1;
+  std::string gguf;
 };
 
 const std::map<std::string, ScaleRule> kRules = {{"ocp_floor", ScaleRule::ocp_floor},
@@ -107,7 +110,7 @@ void run_roundtrip(const RoundtripArgs& a) {
       auto t0 = std::chrono::steady_clock::now();
       const size_t bad = t.quantize(x.data(), ElemType::bf16, n, codes.data(), scales.data(), p, a.threads);
       const double tq = seconds_since(t0);
-      if (bad != kRowOk) throw std::runtime_error(fmt::format("non-finite input at element {}", bad));
+      if (bad != kRowOk) fail("non-finite input at element {}", bad);
       std::vector<float> y(n);
       t0 = std::chrono::steady_clock::now();
       t.dequantize(codes.data(), scales.data(), n, y.data(), ElemType::f32, p, a.threads);
@@ -121,6 +124,76 @@ void run_roundtrip(const RoundtripArgs& a) {
   }
   fmt::print("\nGB/s counts BF16 bytes (quantize input, dequantize output as if BF16); one timed run each.\n"
              "For careful timings use bench/bench_convert_cpu (docs/BENCHMARKS.md).\n");
+}
+
+// The layer kind of a GGUF tensor name: "blk.12.ffn_down.weight" -> "ffn_down".
+std::string layer_kind(const std::string& name) {
+  std::string k = name;
+  if (k.rfind("blk.", 0) == 0) k = k.substr(k.find('.', 4) + 1);
+  if (const auto dot = k.rfind(".weight"); dot != std::string::npos) k.resize(dot);
+  return k;
+}
+
+struct Config {
+  std::string label;
+  const FormatTraits* traits;
+  QuantParams params;
+};
+
+void run_model_roundtrip(const RoundtripArgs& a) {
+  const io::GgufFile model(a.gguf);
+  std::vector<Config> configs;
+  for (const auto& rule : a.rules)
+    configs.push_back({"mxfp4 " + rule, &format_traits(BlockFormat::mxfp4), {MxOptions{kRules.at(rule)}, 1.f}});
+  configs.push_back({"mxfp8 ocp_floor", &format_traits(BlockFormat::mxfp8_e4m3), {}});
+  configs.push_back({"nvfp4", &format_traits(BlockFormat::nvfp4), {}});
+
+  struct Sums { size_t tensors = 0, params = 0; double signal = 0; std::vector<double> err; };
+  std::map<std::string, Sums> by_kind;
+  Sums all;
+  all.err.assign(configs.size(), 0);
+  size_t done = 0, weights = 0;
+  for (const auto& t : model.tensors()) weights += t.ne.size() == 2;
+  for (const auto& t : model.tensors()) {
+    if (t.ne.size() != 2) continue;  // norms and biases stay in high precision
+    const auto x = model.dequantize(t);
+    auto& s = by_kind[layer_kind(t.name)];
+    s.err.resize(configs.size());
+    s.tensors += 1, s.params += x.size(), all.tensors += 1, all.params += x.size();
+    double sig = 0;
+    float amax = 0;
+    for (float v : x) sig += double(v) * v, amax = std::max(amax, std::fabs(v));
+    s.signal += sig, all.signal += sig;
+    for (size_t c = 0; c < configs.size(); ++c) {
+      const FormatTraits& tr = *configs[c].traits;
+      QuantParams p = configs[c].params;
+      if (tr.has_tensor_scale) p.tensor_scale = nvfp4_tensor_scale(amax);
+      std::vector<uint8_t> codes(tr.code_bytes(x.size())), scales(tr.scale_count(x.size()) * tr.scale_bytes);
+      if (tr.quantize(x.data(), ElemType::f32, x.size(), codes.data(), scales.data(), p, a.threads) != kRowOk)
+        fail("{}: tensor '{}' holds NaN or Inf", a.gguf, t.name);
+      std::vector<float> y(x.size());
+      tr.dequantize(codes.data(), scales.data(), x.size(), y.data(), ElemType::f32, p, a.threads);
+      double e = 0;
+      for (size_t i = 0; i < x.size(); ++i) e += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
+      s.err[c] += e, all.err[c] += e;
+    }
+    fmt::print(stderr, "\r[{}/{}] {:<40}", ++done, weights, t.name);
+  }
+  fmt::print(stderr, "\r{:<60}\r", "");
+
+  fmt::print("mxq roundtrip: {} ({} weight tensors, {:.1f} M parameters), source type as stored\n",
+             a.gguf, all.tensors, all.params / 1e6);
+  fmt::print("SQNR in dB of the dequantized weights against the source weights (higher is better)\n\n");
+  fmt::print("{:<14} {:>7} {:>9}", "layer", "tensors", "params M");
+  for (const auto& c : configs) fmt::print(" {:>16}", c.label);
+  fmt::print("\n");
+  auto row = [&](const std::string& name, const Sums& s) {
+    fmt::print("{:<14} {:>7} {:>9.2f}", name, s.tensors, s.params / 1e6);
+    for (double e : s.err) fmt::print(" {:>16.2f}", 10 * std::log10(s.signal / e));
+    fmt::print("\n");
+  };
+  for (const auto& [kind, s] : by_kind) row(kind, s);
+  row("all", all);
 }
 
 }  // namespace
@@ -137,7 +210,9 @@ void add_roundtrip(CLI::App& app) {
       ->check(CLI::IsMember({"ocp_floor", "ceil", "even", "mse"}));
   cmd->add_option("--threads", args->threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("--seed", args->seed, "Random seed");
-  cmd->callback([args] { run_roundtrip(*args); });
+  cmd->add_option("--gguf", args->gguf, "Quantize every 2-D weight of this GGUF model instead")
+      ->check(CLI::ExistingFile);
+  cmd->callback([args] { args->gguf.empty() ? run_roundtrip(*args) : run_model_roundtrip(*args); });
 }
 
 }  // namespace mxq::cli

@@ -64,7 +64,7 @@ void threaded_dequantize(const uint8_t* codes, const uint8_t* scales, size_t n, 
   });
 }
 
-const std::array<FormatTraits, 3> kTable{{
+constexpr std::array<FormatTraits, 3> kTable{{
     {BlockFormat::mxfp4, "mxfp4", kMxBlock, 4, 1, false,
      [](const float* x, size_t n, uint8_t* c, uint8_t* s, const QuantParams& p) {
        return mxfp4_quantize_row_ref(x, n, c, s, p.mx);
@@ -117,8 +117,14 @@ const std::array<FormatTraits, 3> kTable{{
      }},
 }};
 
-static_assert(kMxBlock == 32 && kNvfp4Block == 16);
-static_assert(kMxBlock % 2 == 0 && kNvfp4Block % 2 == 0, "FP4 blocks must fill whole bytes");
+// Block geometry, as the formats define it: MXFP4 17 bytes per 32 (4.25 bits), MXFP8 33 per 32,
+// NVFP4 9 per 16 (4.5 bits, plus the tensor scale).
+static_assert(kTable[0].format == BlockFormat::mxfp4 && kTable[0].block_size == 32 &&
+              kTable[0].bytes_per_block() == 17);
+static_assert(kTable[1].format == BlockFormat::mxfp8_e4m3 && kTable[1].block_size == 32 &&
+              kTable[1].bytes_per_block() == 33);
+static_assert(kTable[2].format == BlockFormat::nvfp4 && kTable[2].block_size == 16 &&
+              kTable[2].bytes_per_block() == 9);
 
 }  // namespace
 

@@ -1,0 +1,75 @@
+// mxq/io/safetensors.h — safetensors files: a validating, memory-mapped, zero-copy reader and an
+// atomic writer. Format: u64 little-endian header length N, N bytes of JSON
+// {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}, then the
+// data buffer, which the tensors must cover exactly (no gaps, no overlap, nothing after).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mxq/io/mapped_file.h"
+
+namespace mxq::io {
+
+enum class DType : uint8_t {
+  boolean, f4, f6_e2m3, f6_e3m2, u8, i8, f8_e5m2, f8_e4m3, f8_e8m0, f8_e4m3fnuz, f8_e5m2fnuz,
+  i16, u16, f16, bf16, i32, u32, f32, c64, f64, i64, u64,
+};
+
+struct DTypeInfo {
+  DType dtype;
+  const char* name;  // as written in the header ("BF16", "F8_E4M3", ...)
+  int bits;          // per element
+};
+const DTypeInfo& dtype_info(DType d);
+const DTypeInfo* dtype_from_name(std::string_view name);  // nullptr if unknown
+
+// Bytes of a tensor of this dtype and shape; throws mxq::Error on overflow or a partial byte.
+uint64_t tensor_bytes(DType d, std::span<const uint64_t> shape, std::string_view what);
+
+struct TensorView {
+  std::string name;
+  DType dtype;
+  std::vector<uint64_t> shape;
+  std::span<const uint8_t> data;  // points into the mapped file
+  uint64_t elements() const;
+};
+
+class SafetensorsFile {
+ public:
+  // Maps and validates the whole header; throws mxq::Error naming the file, the tensor and the fault.
+  explicit SafetensorsFile(const std::string& path);
+
+  const std::string& path() const { return file_.path(); }
+  const std::vector<TensorView>& tensors() const { return tensors_; }  // in file order
+  const TensorView* find(std::string_view name) const;
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+ private:
+  MappedFile file_;
+  std::vector<TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Collects tensors and writes one safetensors file: header padded with spaces to a multiple of 8,
+// tensors in the order added, written to `path + ".tmp"` and renamed, so a failure never leaves a
+// partial file under the final name.
+class SafetensorsWriter {
+ public:
+  void set_metadata(std::string key, std::string value);
+  // The bytes are copied only when write() runs; they must stay valid until then.
+  void add(std::string name, DType dtype, std::vector<uint64_t> shape, std::span<const uint8_t> bytes);
+  void write(const std::string& path) const;
+
+ private:
+  struct Entry { std::string name; DType dtype; std::vector<uint64_t> shape; std::span<const uint8_t> bytes; };
+  std::vector<Entry> entries_;
+  std::map<std::string, std::string> metadata_;
+};
+
+}  // namespace mxq::io
