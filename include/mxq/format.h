@@ -222,19 +222,16 @@ MXQ_HD constexpr float e8m0_to_f32(uint8_t b) {
   return b == kE8M0Nan ? f32_from_bits(0x7FC00000u) : pow2f(static_cast<int>(b) - kE8M0Bias);
 }
 
-// Float -> E8M0 by rounding to the nearest power of two in the linear domain (the 1.5·2^e
-// midpoint rounds up), as PyTorch's float8_e8m0fnu cast does; NaN, Inf and values that would round
-// past 2^127 give 0xFF, values below 2^-127 give 0x00. Used for casts, not by the MX block rules.
+// Float -> E8M0 as PyTorch's float8_e8m0fnu cast does (checked against it and ml_dtypes in
+// tests/golden): the sign is ignored; a normal rounds to the nearest power of two in the linear
+// domain (the 1.5·2^e midpoint rounds up); a subnormal gives 2^-126 (0x01) if it is above 2^-127 and
+// 0x00 otherwise (so (2^-127, 1.5·2^-127) rounds up, not to the nearer 2^-127); NaN, Inf and
+// values that would round past 2^127 give 0xFF. Used for casts, not by the MX block rules.
 MXQ_HD constexpr uint8_t e8m0_from_f32(float x) {
   const uint32_t b = f32_bits(x) & 0x7FFFFFFFu;
   if (b >= 0x7F800000u) return kE8M0Nan;
-  if (b == 0) return 0;
-  const int e = f32_floor_log2(f32_from_bits(b));
-  // Round up when the significand is >= 1.5 (for subnormals: the bit below the leading one).
-  const uint32_t sig_below_lead =
-      (b >> 23) != 0 ? (b & 0x7FFFFFu) : ((b << (23 - (e + 149))) & 0x7FFFFFu);
-  const int r = e + (sig_below_lead >= 0x400000u ? 1 : 0);
-  if (r < kScaleExpMin) return 0;
+  if (b < 0x00800000u) return b > 0x00400000u ? 1 : 0;
+  const int r = static_cast<int>(b >> 23) - kE8M0Bias + ((b & 0x7FFFFFu) >= 0x400000u ? 1 : 0);
   if (r > kScaleExpMax) return kE8M0Nan;
   return static_cast<uint8_t>(r + kE8M0Bias);
 }
@@ -321,10 +318,13 @@ MXQ_HD constexpr uint8_t mxfp4_encode(float x, int scale_exp, TieRule ties) {
 
 // ScaleRule::mse error of one element under a candidate exponent, as an integer so that a block's
 // sum is exact and independent of summation order (the scalar, SIMD and CUDA paths agree bit for
-// bit). d = fl32(x - q·2^s) (q·2^s is exact, so a fused multiply-add gives the same d); d² is
-// exact in double and is counted in units of 2^(2·floor_log2(amax) - 40), truncated. |d| < 2^(log2
-// amax + 3), so an element contributes < 2^46 and a block < 2^51; only an overflowing q·2^s (a
-// block near FLT_MAX) makes d infinite, and that candidate then counts as 2^51.
+// bit). d = fl32(x - fl32(q·2^s)): the product is exact unless it overflows to Inf (e.g. q = 6,
+// s = 126), and then a fused multiply-add would give a finite d instead of -Inf, so every compiled
+// path must disable contraction (the CUDA target is built with --fmad=false, the host format
+// library with -ffp-contract=off). d² is exact in double and is counted in units of
+// 2^(2·floor_log2(amax) - 40), truncated. |d| < 2^(log2 amax + 3), so an element contributes < 2^46
+// and a block < 2^51; only an overflowing q·2^s (a block near FLT_MAX) makes d infinite, and that
+// candidate then counts as 2^51.
 MXQ_HD constexpr uint64_t mxfp4_mse_element_error(float x, int scale_exp, int amax_log2,
                                                   TieRule ties) {
   const float q = e2m1_to_f32(mxfp4_encode(x, scale_exp, ties));
@@ -399,14 +399,21 @@ MXQ_HD constexpr int mxfp4_block_scale_exp(const float* x, int n, const MxOption
 MXQ_HD constexpr float nvfp4_tensor_scale(float global_amax) {
   return global_amax > 0.0f ? global_amax / (6.0f * 448.0f) : 1.0f;
 }
-// The block scale byte: e4m3(block_amax / (6 · s2)); an all-zero block stores 1.0 (0x38).
+// The block scale byte: e4m3(block_amax / (6 · s2)), as ModelOpt computes it: a quotient of 0 (an
+// all-zero block, or one that underflows) becomes 1.0 (0x38), and the quotient is clamped to
+// [2^-9, 448] before the cast, so a block far below the tensor's amax gets the smallest scale
+// (0x01) rather than 0x00, which would divide its elements by zero.
 MXQ_HD constexpr uint8_t nvfp4_block_scale(float block_amax, float tensor_scale) {
-  return block_amax > 0.0f ? e4m3_from_f32(block_amax / (6.0f * tensor_scale)) : uint8_t{0x38};
+  float s = block_amax / (6.0f * tensor_scale);
+  if (s == 0.0f) s = 1.0f;
+  return e4m3_from_f32(s < 0x1p-9f ? 0x1p-9f : s);  // e4m3_from_f32 saturates above 448
 }
-// One element: RNE_E2M1(x / fl32(scale · s2)), in ModelOpt's order of operations.
+// One element: RNE_E2M1(x / fl32(scale · s2)), in ModelOpt's order of operations. ModelOpt's sign bit
+// is (quotient < 0), so -0 (and a negative quotient that underflows to -0) encodes as +0.
 MXQ_HD constexpr uint8_t nvfp4_encode(float x, uint8_t block_scale, float tensor_scale) {
-  const float denom = e4m3_to_f32(block_scale) * tensor_scale;
-  return e2m1_from_scaled(x / denom, TieRule::nearest_even);
+  const float v = x / (e4m3_to_f32(block_scale) * tensor_scale);
+  const uint8_t code = e2m1_from_scaled(v, TieRule::nearest_even);
+  return v < 0.0f ? code : static_cast<uint8_t>(code & 0x7u);
 }
 MXQ_HD constexpr float nvfp4_decode(uint8_t code, uint8_t block_scale, float tensor_scale) {
   return e2m1_to_f32(code) * e4m3_to_f32(block_scale) * tensor_scale;

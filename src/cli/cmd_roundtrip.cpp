@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "mxq/error.h"
 #include "mxq/format_ref.h"
 #include "mxq/io/gguf.h"
@@ -154,6 +155,7 @@ void run_model_roundtrip(const RoundtripArgs& a) {
   all.err.assign(configs.size(), 0);
   size_t done = 0, weights = 0;
   for (const auto& t : model.tensors()) weights += t.ne.size() == 2;
+  Progress bar(weights);
   for (const auto& t : model.tensors()) {
     if (t.ne.size() != 2) continue;  // norms and biases stay in high precision
     const auto x = model.dequantize(t);
@@ -177,9 +179,9 @@ void run_model_roundtrip(const RoundtripArgs& a) {
       for (size_t i = 0; i < x.size(); ++i) e += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
       s.err[c] += e, all.err[c] += e;
     }
-    fmt::print(stderr, "\r[{}/{}] {:<40}", ++done, weights, t.name);
+    bar.update(++done, t.name);
   }
-  fmt::print(stderr, "\r{:<60}\r", "");
+  bar.finish();
 
   fmt::print("mxq roundtrip: {} ({} weight tensors, {:.1f} M parameters), source type as stored\n",
              a.gguf, all.tensors, all.params / 1e6);

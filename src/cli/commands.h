@@ -6,5 +6,6 @@
 namespace mxq::cli {
 
 void add_roundtrip(CLI::App& app);
+void add_import(CLI::App& app);
 
 }  // namespace mxq::cli
