@@ -304,7 +304,8 @@ TEST(QuantDecide, FirstMatchingRuleWinsAndKeepLeavesTheLayer) {
   Recipe r = recipe_preset("MXFP4_WEIGHT_ONLY");
   r.rules.insert(r.rules.begin(),
                  {{"*self_attn.o_proj", {WeightFormat::keep}},
-                  {"*self_attn*", {WeightFormat::mxfp4, ActivationFormat::fp8_e4m3_per_tensor_static}}});
+                  {"*self_attn*",
+                   {WeightFormat::mxfp4, ActivationFormat::fp8_e4m3_per_tensor_static}}});
   expect_cases(r, {{"model.layers.0.self_attn.o_proj.weight", {64, 64}, false,
                     "rule 1 '*self_attn.o_proj': keep"},
                    {"model.layers.0.self_attn.q_proj.weight", {64, 64}, true,
@@ -353,10 +354,13 @@ TEST(QuantDecide, KMustBeAMultipleOfTheBlock) {
   EXPECT_EQ(mx.reason,
             "rule 1 '*': K = 100 (last dim) is not a multiple of the mxfp4 block size 32");
   // 48 = 3 NVFP4 blocks of 16 but 1.5 MXFP4 blocks; FP8 has no blocks.
-  EXPECT_FALSE(decide_on(recipe_preset("MXFP4_DEFAULT_CFG"), "x.down_proj.weight", {8, 48}).quantize);
-  EXPECT_TRUE(decide_on(recipe_preset("NVFP4_DEFAULT_CFG"), "x.down_proj.weight", {8, 48}).quantize);
-  EXPECT_FALSE(decide_on(recipe_preset("NVFP4_DEFAULT_CFG"), "x.down_proj.weight", {8, 40}).quantize);
-  EXPECT_TRUE(decide_on(recipe_preset("FP8_DEFAULT_CFG"), "x.down_proj.weight", {8, 100}).quantize);
+  const auto quantized = [](const char* preset, uint64_t k) {
+    return decide_on(recipe_preset(preset), "x.down_proj.weight", {8, k}).quantize;
+  };
+  EXPECT_FALSE(quantized("MXFP4_DEFAULT_CFG", 48));
+  EXPECT_TRUE(quantized("NVFP4_DEFAULT_CFG", 48));
+  EXPECT_FALSE(quantized("NVFP4_DEFAULT_CFG", 40));
+  EXPECT_TRUE(quantized("FP8_DEFAULT_CFG", 100));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -457,7 +461,8 @@ TEST(QuantRecipeFile, Errors) {
   const Bad cases[] = {
       {"unknown_key.json", R"({"base": "MXFP4_WEIGHT_ONLY", "quantise_patterns": ["*"]})",
        {"key 'quantise_patterns'", "unknown key", "quantize_patterns"}},
-      {"unknown_rule_key.json", R"({"rules": [{"pattern": "*", "weight": "mxfp4", "act": "none"}]})",
+      {"unknown_rule_key.json",
+       R"({"rules": [{"pattern": "*", "weight": "mxfp4", "act": "none"}]})",
        {"key 'rules[0].act'", "unknown key"}},
       {"unknown_weight.json", R"({"rules": [{"pattern": "*", "weight": "mxfp5"}]})",
        {"key 'rules[0].weight'", "unknown weight format 'mxfp5'", "mxfp4"}},

@@ -66,7 +66,7 @@ struct Recipe {
 const Recipe& recipe_preset(std::string_view name);
 std::vector<std::string> recipe_preset_names();
 
-// A recipe from a JSON file (format in docs and in recipe.cpp's header comment). Strict: an
+// A recipe from a JSON file (the format is described atop src/quant/recipe_file.cpp). Strict: an
 // unknown key, a bad format or rule name, a wrong type or invalid JSON is an mxq::Error that names
 // the file and the key.
 Recipe recipe_from_file(const std::string& path);
