@@ -1,6 +1,7 @@
 // GGUF reader: ggml block decoders against gguf-py's (tests/golden/ggml_blocks.json), a small file
 // written here read back, and hostile files (every truncation, bad fields) rejected with a message.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -94,7 +95,9 @@ std::vector<uint8_t> make_gguf(const std::vector<TestTensor>& tensors, bool extr
 }
 
 std::string write_temp(const std::vector<uint8_t>& bytes, const std::string& name) {
-  const auto p = std::filesystem::temp_directory_path() / ("mxq_test_" + name + ".gguf");
+  // Named per process: ctest runs the tests of this file in parallel processes.
+  const auto p = std::filesystem::temp_directory_path() /
+                 ("mxq_test_" + name + "_" + std::to_string(::getpid()) + ".gguf");
   std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   return p.string();
 }

@@ -1,6 +1,7 @@
 // safetensors: what the writer writes the reader reads back, byte for byte; every truncation and
 // every malformed header is rejected with a message naming the file, the tensor and the fault.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -16,8 +17,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// One folder per process: ctest runs the tests of this file in parallel processes.
 fs::path temp_dir() {
-  const auto d = fs::temp_directory_path() / "mxq_test_safetensors";
+  const auto d = fs::temp_directory_path() / ("mxq_test_safetensors_" + std::to_string(::getpid()));
   fs::create_directories(d);
   return d;
 }

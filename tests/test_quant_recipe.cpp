@@ -3,6 +3,7 @@
 // ignore_patterns examples, ModelOpt's default exclusions and how rules lift them, and recipe
 // files with each error they must report.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -396,7 +397,8 @@ TEST(QuantRecipe, ScaleRuleOverrideAndNames) {
 // ---------------------------------------------------------------------------------------------
 
 fs::path write_recipe(const std::string& file, const std::string& text) {
-  const fs::path dir = fs::temp_directory_path() / "mxq_test_quant_recipe";
+  // One folder per process: ctest runs these tests in parallel processes.
+  const fs::path dir = fs::temp_directory_path() / ("mxq_test_quant_recipe_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const fs::path p = dir / file;
   std::ofstream(p) << text;

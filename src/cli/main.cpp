@@ -8,9 +8,10 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"mxq: MXFP4 (OCP microscaling FP4) for whole language models"};
-  app.set_version_flag("--version", fmt::format("mxq {}", MXQ_VERSION));
+  app.set_version_flag("--version", fmt::format("mxq {}", MXQ_VERSION_STRING));
   app.require_subcommand(1);
   mxq::cli::add_import(app);
+  mxq::cli::add_quantize(app);
   mxq::cli::add_roundtrip(app);
   try {
     app.parse(argc, argv);

@@ -142,6 +142,71 @@ const TensorView* SafetensorsFile::find(std::string_view name) const {
   return nullptr;
 }
 
+SafetensorsStreamWriter::SafetensorsStreamWriter(std::string path, std::vector<TensorSpec> specs,
+                                                 const std::map<std::string, std::string>& metadata)
+    : path_(std::move(path)), tmp_(path_ + ".tmp"), specs_(std::move(specs)) {
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::set<std::string_view> names;
+  uint64_t offset = 0;
+  for (const auto& t : specs_) {
+    if (t.name == "__metadata__") fail("{}: '__metadata__' is reserved and cannot name a tensor", path_);
+    if (!names.insert(t.name).second) fail("{}: tensor '{}' is listed twice", path_, t.name);
+    const uint64_t bytes = tensor_bytes(t.dtype, t.shape, fmt::format("{}: tensor '{}'", path_, t.name));
+    header[t.name] = {{"dtype", dtype_info(t.dtype).name}, {"shape", t.shape},
+                      {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  file_ = std::fopen(tmp_.c_str(), "wb");
+  if (!file_) fail("{}: cannot create: {}", tmp_, std::strerror(errno));
+  const uint64_t n = text.size();
+  if (std::fwrite(&n, 8, 1, file_) != 1 || std::fwrite(text.data(), 1, n, file_) != n) {
+    const int err = errno;
+    std::fclose(file_);  // the destructor does not run for a constructor that throws
+    std::error_code ec;
+    std::filesystem::remove(tmp_, ec);
+    fail("{}: write failed: {}", tmp_, std::strerror(err));
+  }
+}
+
+SafetensorsStreamWriter::~SafetensorsStreamWriter() {
+  if (file_) {  // not committed: leave nothing behind
+    std::fclose(file_);
+    std::error_code ec;
+    std::filesystem::remove(tmp_, ec);
+  }
+}
+
+void SafetensorsStreamWriter::append(std::string_view name, std::span<const uint8_t> bytes) {
+  if (!file_ || next_ >= specs_.size()) fail("{}: tensor '{}' comes after the last one", path_, name);
+  const TensorSpec& t = specs_[next_];
+  const uint64_t want = tensor_bytes(t.dtype, t.shape, t.name);
+  if (name != t.name || bytes.size() != want)
+    fail("{}: expected tensor '{}' ({} bytes) next, got '{}' ({} bytes)", path_, t.name, want, name, bytes.size());
+  if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size())
+    fail("{}: write failed: {}", tmp_, std::strerror(errno));
+  ++next_;
+}
+
+void SafetensorsStreamWriter::commit() {
+  if (!complete()) fail("{}: only {} of {} tensors were written", path_, next_, specs_.size());
+  const bool closed = std::fclose(file_) == 0;
+  file_ = nullptr;
+  std::error_code ec;
+  if (!closed) {
+    std::filesystem::remove(tmp_, ec);
+    fail("{}: write failed: {}", tmp_, std::strerror(errno));
+  }
+  std::filesystem::rename(tmp_, path_, ec);
+  if (ec) {
+    const std::string why = ec.message();
+    std::filesystem::remove(tmp_, ec);
+    fail("{}: cannot rename the finished file into place: {}", path_, why);
+  }
+}
+
 void SafetensorsWriter::set_metadata(std::string key, std::string value) {
   metadata_[std::move(key)] = std::move(value);
 }
@@ -150,44 +215,17 @@ void SafetensorsWriter::add(std::string name, DType dtype, std::vector<uint64_t>
                             std::span<const uint8_t> bytes) {
   const uint64_t want = tensor_bytes(dtype, shape, fmt::format("tensor '{}'", name));
   if (want != bytes.size()) fail("tensor '{}': shape needs {} bytes, {} given", name, want, bytes.size());
-  for (const auto& e : entries_)
-    if (e.name == name) fail("tensor '{}' added twice", name);
+  for (const auto& s : specs_)
+    if (s.name == name) fail("tensor '{}' added twice", name);
   if (name == "__metadata__") fail("'__metadata__' is reserved and cannot name a tensor");
-  entries_.push_back({std::move(name), dtype, std::move(shape), bytes});
+  specs_.push_back({std::move(name), dtype, std::move(shape)});
+  bytes_.push_back(bytes);
 }
 
 void SafetensorsWriter::write(const std::string& path) const {
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata_.empty()) header["__metadata__"] = metadata_;
-  uint64_t offset = 0;
-  for (const auto& e : entries_) {
-    header[e.name] = {{"dtype", dtype_info(e.dtype).name}, {"shape", e.shape},
-                      {"data_offsets", {offset, offset + e.bytes.size()}}};
-    offset += e.bytes.size();
-  }
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data buffer 8-byte aligned
-
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail("{}: cannot create: {}", tmp, std::strerror(errno));
-  errno = 0;
-  const uint64_t n = text.size();
-  bool ok = std::fwrite(&n, 8, 1, f) == 1 && std::fwrite(text.data(), 1, n, f) == n;
-  for (const auto& e : entries_)
-    ok = ok && (e.bytes.empty() || std::fwrite(e.bytes.data(), 1, e.bytes.size(), f) == e.bytes.size());
-  ok = (std::fclose(f) == 0) && ok;
-  std::error_code ec;
-  if (!ok) {
-    std::filesystem::remove(tmp, ec);
-    fail("{}: write failed: {}", path, errno ? std::strerror(errno) : "short write");
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    const std::string why = ec.message();
-    std::filesystem::remove(tmp, ec);
-    fail("{}: cannot rename the finished file into place: {}", path, why);
-  }
+  SafetensorsStreamWriter w(path, specs_, metadata_);
+  for (size_t i = 0; i < specs_.size(); ++i) w.append(specs_[i].name, bytes_[i]);
+  w.commit();
 }
 
 }  // namespace mxq::io

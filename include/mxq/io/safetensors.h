@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <span>
 #include <string>
@@ -56,9 +57,39 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-// Collects tensors and writes one safetensors file: header padded with spaces to a multiple of 8,
-// tensors in the order added, written to `path + ".tmp"` and renamed, so a failure never leaves a
-// partial file under the final name.
+// What a writer is told about a tensor before its bytes arrive.
+struct TensorSpec {
+  std::string name;
+  DType dtype;
+  std::vector<uint64_t> shape;
+};
+
+// Writes one safetensors file as a stream: the header (padded with spaces to a multiple of 8, so
+// the data buffer is 8-byte aligned) goes out at construction, then each tensor's bytes in the
+// order of `specs`, so memory holds one tensor at a time. Everything goes to `path + ".tmp"`;
+// commit() renames it into place, and a writer destroyed before commit() removes it, so a failure
+// never leaves a partial file under the final name.
+class SafetensorsStreamWriter {
+ public:
+  SafetensorsStreamWriter(std::string path, std::vector<TensorSpec> specs,
+                          const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsStreamWriter();
+  SafetensorsStreamWriter(const SafetensorsStreamWriter&) = delete;
+  SafetensorsStreamWriter& operator=(const SafetensorsStreamWriter&) = delete;
+
+  // The next tensor's bytes; its name and size must be the next spec's.
+  void append(std::string_view name, std::span<const uint8_t> bytes);
+  void commit();
+  bool complete() const { return next_ == specs_.size(); }
+
+ private:
+  std::string path_, tmp_;
+  std::vector<TensorSpec> specs_;
+  size_t next_ = 0;
+  std::FILE* file_ = nullptr;
+};
+
+// Collects tensors (by reference) and writes one safetensors file with the stream writer.
 class SafetensorsWriter {
  public:
   void set_metadata(std::string key, std::string value);
@@ -67,8 +98,8 @@ class SafetensorsWriter {
   void write(const std::string& path) const;
 
  private:
-  struct Entry { std::string name; DType dtype; std::vector<uint64_t> shape; std::span<const uint8_t> bytes; };
-  std::vector<Entry> entries_;
+  std::vector<TensorSpec> specs_;
+  std::vector<std::span<const uint8_t>> bytes_;
   std::map<std::string, std::string> metadata_;
 };
 

@@ -1,0 +1,255 @@
+// The RTN pipeline: plan, then stream tensor by tensor (memory holds one tensor and its outputs)
+// into shards, then the configs. Output names follow ModelOpt's export: `<name>` holds the codes,
+// `<name>_scale` the block scales, `<name>_scale_2` NVFP4's tensor scale.
+#include "mxq/quant/quantize_checkpoint.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "mxq/error.h"
+#include "mxq/format_ref.h"
+#include "mxq/kernels/cpu/format_traits.h"
+#include "mxq/kernels/cpu/parallel.h"
+
+namespace mxq::quant {
+namespace {
+
+namespace fs = std::filesystem;
+using io::DType;
+
+std::string layer_of(const std::string& tensor) {
+  return tensor.ends_with(".weight") ? tensor.substr(0, tensor.size() - 7) : tensor;
+}
+
+int block_of(WeightFormat f) {
+  return f == WeightFormat::nvfp4 ? kNvfp4Block : (f == WeightFormat::fp8_e4m3 ? 1 : kMxBlock);
+}
+
+// The output tensors of one quantized weight of shape [..., K].
+std::vector<io::TensorSpec> outputs_of(const std::string& name, std::vector<uint64_t> shape, WeightFormat f) {
+  std::vector<uint64_t> codes = shape, scales = shape;
+  const uint64_t k = shape.back();
+  switch (f) {
+    case WeightFormat::mxfp4:
+      codes.back() = k / 2, scales.back() = k / kMxBlock;
+      return {{name, DType::u8, codes}, {name + "_scale", DType::u8, scales}};
+    case WeightFormat::mxfp8_e4m3:
+      scales.back() = k / kMxBlock;
+      return {{name, DType::f8_e4m3, codes}, {name + "_scale", DType::u8, scales}};
+    case WeightFormat::nvfp4:
+      codes.back() = k / 2, scales.back() = k / kNvfp4Block;
+      return {{name, DType::u8, codes}, {name + "_scale", DType::f8_e4m3, scales}, {name + "_scale_2", DType::f32, {}}};
+    case WeightFormat::fp8_e4m3:
+      return {{name, DType::f8_e4m3, codes}, {name + "_scale", DType::f32, {}}};
+    case WeightFormat::keep:
+      break;
+  }
+  return {};
+}
+
+uint64_t bytes_of(const std::vector<io::TensorSpec>& specs) {
+  uint64_t n = 0;
+  for (const auto& s : specs) n += io::tensor_bytes(s.dtype, s.shape, s.name);
+  return n;
+}
+
+// The source tensor as float32 (BF16 and F16 are widened exactly).
+std::vector<float> to_f32(const io::TensorView& t) {
+  const size_t n = t.elements();
+  std::vector<float> x(n);
+  switch (t.dtype) {
+    case DType::f32: std::memcpy(x.data(), t.data.data(), n * 4); break;
+    case DType::bf16:
+      for (size_t i = 0; i < n; ++i) { uint16_t h; std::memcpy(&h, t.data.data() + 2 * i, 2); x[i] = bf16_to_f32(bf16{h}); }
+      break;
+    case DType::f16:
+      for (size_t i = 0; i < n; ++i) { uint16_t h; std::memcpy(&h, t.data.data() + 2 * i, 2); x[i] = fp16_to_f32(fp16{h}); }
+      break;
+    default:
+      fail("tensor '{}': dtype {} cannot be quantized (BF16, F16 or F32 expected)", t.name, io::dtype_info(t.dtype).name);
+  }
+  return x;
+}
+
+double sqnr_db(const std::vector<float>& x, const std::vector<float>& y) {
+  double s = 0, e = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double d = double(x[i]) - y[i];
+    s += double(x[i]) * x[i], e += d * d;
+  }
+  return e == 0 ? INFINITY : 10 * std::log10(s / e);
+}
+
+[[noreturn]] void non_finite(const io::TensorView& t, size_t index) {
+  const uint64_t k = t.shape.empty() ? 1 : t.shape.back();
+  fail("tensor '{}': NaN or Inf at element {} (row {}, column {}); nothing was written", t.name, index, index / k, index % k);
+}
+
+// Quantizes one tensor into its output buffers (in outputs_of order); returns the SQNR.
+double quantize_tensor(const io::TensorView& t, const LayerFormat& f, int threads, std::vector<std::vector<uint8_t>>& out) {
+  const std::vector<float> x = to_f32(t);
+  const size_t n = x.size();
+  std::vector<float> y(n);
+  if (f.weight == WeightFormat::fp8_e4m3) {  // per-tensor: scale = amax / 448
+    float amax = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (!f32_is_finite(x[i])) non_finite(t, i);
+      amax = std::max(amax, std::fabs(x[i]));
+    }
+    const float scale = amax > 0 ? amax / 448.0f : 1.0f;
+    out = {std::vector<uint8_t>(n), std::vector<uint8_t>(4)};
+    for (size_t i = 0; i < n; ++i) {
+      out[0][i] = e4m3_from_f32(x[i] / scale);
+      y[i] = e4m3_to_f32(out[0][i]) * scale;
+    }
+    std::memcpy(out[1].data(), &scale, 4);
+    return sqnr_db(x, y);
+  }
+  const BlockFormat bf = f.weight == WeightFormat::mxfp4 ? BlockFormat::mxfp4
+                         : f.weight == WeightFormat::nvfp4 ? BlockFormat::nvfp4 : BlockFormat::mxfp8_e4m3;
+  const FormatTraits& tr = format_traits(bf);
+  QuantParams p{f.mx, 1.0f};
+  if (tr.has_tensor_scale) {
+    float amax = 0;
+    for (size_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));  // NaN is caught below
+    p.tensor_scale = nvfp4_tensor_scale(amax);
+  }
+  out = {std::vector<uint8_t>(tr.code_bytes(n)), std::vector<uint8_t>(tr.scale_count(n) * tr.scale_bytes)};
+  if (const size_t bad = tr.quantize(x.data(), ElemType::f32, n, out[0].data(), out[1].data(), p, threads); bad != kRowOk)
+    non_finite(t, bad);
+  if (tr.has_tensor_scale) {
+    out.emplace_back(4);
+    std::memcpy(out[2].data(), &p.tensor_scale, 4);
+  }
+  tr.dequantize(out[0].data(), out[1].data(), n, y.data(), ElemType::f32, p, threads);
+  return sqnr_db(x, y);
+}
+
+nlohmann::ordered_json quant_config_json(const Recipe& r, const Plan& plan) {
+  nlohmann::ordered_json exclude = nlohmann::ordered_json::array(), layers = nlohmann::ordered_json::object();
+  int group = 0;
+  for (const auto& e : plan.entries) {
+    const auto& shape = e.source->shape;
+    if (shape.size() < 2) continue;
+    if (!e.decision.quantize) {
+      exclude.push_back(layer_of(e.source->name));
+      continue;
+    }
+    const WeightFormat w = e.decision.format.weight;
+    group = block_of(w);
+    layers[layer_of(e.source->name)] = {{"weight", weight_format_name(w)},
+                                        {"activation", activation_format_name(e.decision.format.activation)},
+                                        {"group_size", block_of(w)}};
+  }
+  nlohmann::ordered_json q = {{"quant_algo", r.quant_algo},
+                              {"kv_cache_quant_algo", r.kv_cache.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.kv_cache)},
+                              {"group_size", group},
+                              {"exclude_modules", exclude}};
+  if (r.quant_algo == "MIXED_PRECISION") q["quantized_layers"] = layers;
+  return q;
+}
+
+void write_json(const fs::path& p, const nlohmann::ordered_json& j) {
+  std::ofstream f(p);
+  f << j.dump(2) << "\n";
+  if (!f) fail("{}: write failed", p.string());
+}
+
+}  // namespace
+
+Plan make_plan(const io::HfCheckpoint& in, const Recipe& recipe, bool allow_unquantized_k) {
+  if (in.config().contains("quantization_config"))
+    fail("{}: config.json already has a quantization_config: the checkpoint is quantized", in.dir());
+  Plan plan;
+  for (const io::TensorView* t : in.tensors()) {
+    PlanEntry e{t, decide(recipe, t->name, t->shape), {}, t->data.size(), 0};
+    if (e.decision.k_not_block_multiple && !allow_unquantized_k)
+      fail("tensor '{}': K = {} is not a multiple of the {} block size {} (--allow-unquantized-k keeps such tensors in {})",
+           t->name, t->shape.back(), weight_format_name(e.decision.format.weight), block_of(e.decision.format.weight),
+           io::dtype_info(t->dtype).name);
+    if (e.decision.quantize) {
+      e.outputs = outputs_of(t->name, t->shape, e.decision.format.weight);
+      ++plan.quantized;
+    } else {
+      e.outputs = {{t->name, t->dtype, t->shape}};
+    }
+    e.bytes_after = bytes_of(e.outputs);
+    plan.bytes_before += e.bytes_before, plan.bytes_after += e.bytes_after;
+    plan.entries.push_back(std::move(e));
+  }
+  return plan;
+}
+
+QuantizeSummary quantize_checkpoint(const io::HfCheckpoint& in, const Plan& plan, const Recipe& recipe,
+                                    const std::string& out_dir, const QuantizeOptions& opt, const TensorDone& on_tensor) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (fs::exists(out_dir) && !opt.force) fail("{}: already exists (use --force to replace it)", out_dir);
+  // Shards: consecutive plan entries, each shard at most max_shard_bytes unless one entry is larger.
+  std::vector<size_t> shard_of(plan.entries.size());
+  std::vector<std::vector<io::TensorSpec>> shard_specs(1);
+  uint64_t in_shard = 0;
+  for (size_t i = 0; i < plan.entries.size(); ++i) {
+    const auto& e = plan.entries[i];
+    if (in_shard > 0 && in_shard + e.bytes_after > opt.max_shard_bytes) shard_specs.emplace_back(), in_shard = 0;
+    shard_of[i] = shard_specs.size() - 1;
+    shard_specs.back().insert(shard_specs.back().end(), e.outputs.begin(), e.outputs.end());
+    in_shard += e.bytes_after;
+  }
+  const size_t n_shards = shard_specs.size();
+  auto shard_name = [&](size_t s) {
+    return n_shards == 1 ? std::string("model.safetensors") : fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, n_shards);
+  };
+
+  const fs::path tmp = out_dir + ".tmp";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  QuantizeSummary sum{n_shards, 0, 0, 0};
+  try {
+    std::unique_ptr<io::SafetensorsStreamWriter> writer;
+    nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+    for (size_t i = 0; i < plan.entries.size(); ++i) {
+      const PlanEntry& e = plan.entries[i];
+      if (!writer) writer = std::make_unique<io::SafetensorsStreamWriter>((tmp / shard_name(shard_of[i])).string(),
+                                                                         shard_specs[shard_of[i]], std::map<std::string, std::string>{{"format", "pt"}});
+      double sqnr = NAN;
+      if (e.decision.quantize) {
+        std::vector<std::vector<uint8_t>> bufs;
+        sqnr = quantize_tensor(*e.source, e.decision.format, opt.threads, bufs);
+        for (size_t k = 0; k < bufs.size(); ++k) writer->append(e.outputs[k].name, bufs[k]);
+      } else {
+        writer->append(e.source->name, e.source->data);
+      }
+      for (const auto& o : e.outputs) weight_map[o.name] = shard_name(shard_of[i]);
+      sum.bytes_read += e.bytes_before, sum.bytes_written += e.bytes_after;
+      if (writer->complete()) writer->commit(), writer.reset();
+      if (on_tensor) on_tensor(i, e, sqnr);
+    }
+    if (n_shards > 1)
+      write_json(tmp / "model.safetensors.index.json", {{"metadata", {{"total_size", plan.bytes_after}}}, {"weight_map", weight_map}});
+
+    const nlohmann::ordered_json producer = {{"name", "mxq"}, {"version", MXQ_VERSION_STRING}};
+    const nlohmann::ordered_json q = quant_config_json(recipe, plan);
+    write_json(tmp / "hf_quant_config.json", {{"producer", producer}, {"quantization", q}});
+    nlohmann::ordered_json config = nlohmann::ordered_json::parse(in.config().dump());
+    config["quantization_config"] = {{"quant_method", "modelopt"}, {"quant_algo", q["quant_algo"]},
+                                     {"group_size", q["group_size"]}, {"ignore", q["exclude_modules"]},
+                                     {"kv_cache_scheme", q["kv_cache_quant_algo"]}, {"producer", producer},
+                                     {"mxq_recipe", recipe.name}};
+    write_json(tmp / "config.json", config);
+    for (const auto& f : in.side_files()) fs::copy_file(fs::path(in.dir()) / f, tmp / f);
+    if (fs::exists(out_dir)) fs::remove_all(out_dir);
+    fs::rename(tmp, out_dir);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return sum;
+}
+
+}  // namespace mxq::quant

@@ -1,0 +1,207 @@
+// The quantizer pipeline on a small generated Llama-shaped checkpoint: every preset and scale rule
+// writes ModelOpt's layout whose bytes equal the format core's reference on the same weights; kept
+// tensors are copied bit for bit; shards and index read back; bad input fails and leaves nothing.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "mxq/error.h"
+#include "mxq/format_ref.h"
+#include "mxq/io/hf_checkpoint.h"
+#include "mxq/quant/quantize_checkpoint.h"
+
+namespace mxq::quant {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Tiny {
+  fs::path dir;
+  std::map<std::string, std::vector<float>> f32;  // the BF16 weights, widened
+};
+
+// A two-layer Llama-shaped checkpoint with BF16 weights (K = 96 and 160: multiples of 32, not 128).
+Tiny make_tiny(const std::string& name, float poison = 0.0f, uint64_t odd_k = 0) {
+  Tiny t{fs::temp_directory_path() / ("mxq_test_quant_" + name + "_" + std::to_string(::getpid())), {}};
+  fs::remove_all(t.dir);
+  fs::create_directories(t.dir);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> g(0.f, 0.05f);
+  const std::vector<std::pair<std::string, std::vector<uint64_t>>> shapes = {
+      {"model.embed_tokens.weight", {50, 96}},
+      {"model.norm.weight", {96}},
+      {"lm_head.weight", {50, 96}},
+      {"model.layers.0.input_layernorm.weight", {96}},
+      {"model.layers.0.self_attn.q_proj.weight", {96, 96}},
+      {"model.layers.0.self_attn.o_proj.weight", {96, 96}},
+      {"model.layers.0.mlp.up_proj.weight", {160, 96}},
+      {"model.layers.0.mlp.down_proj.weight", {96, odd_k ? odd_k : 160}},
+  };
+  std::vector<std::vector<uint16_t>> keep;
+  io::SafetensorsWriter w;
+  for (const auto& [n, s] : shapes) {
+    uint64_t count = 1;
+    for (auto d : s) count *= d;
+    auto& bits = keep.emplace_back(count);
+    auto& f = t.f32[n];
+    for (uint64_t i = 0; i < count; ++i) {
+      const float v = s.size() == 1 ? 1.0f + g(rng) : g(rng) * std::exp2f(float(i % 7) - 3.f);
+      bits[i] = bf16_from_f32(v).bits;
+      f.push_back(bf16_to_f32(bf16{bits[i]}));
+    }
+    if (poison != 0.0f && n == "model.layers.0.mlp.up_proj.weight") bits[200] = bf16_from_f32(poison).bits;
+    w.add(n, io::DType::bf16, s, {reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2});
+  }
+  w.write((t.dir / "model.safetensors").string());
+  std::ofstream(t.dir / "config.json") << R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 96})";
+  std::ofstream(t.dir / "tokenizer.json") << "{}";
+  return t;
+}
+
+fs::path out_dir(const std::string& name) {
+  const auto p = fs::temp_directory_path() / ("mxq_test_quant_out_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  return p;
+}
+
+std::vector<uint8_t> bytes(std::span<const uint8_t> s) { return {s.begin(), s.end()}; }
+
+TEST(QuantizeCheckpoint, EveryPresetAndRuleMatchesTheReference) {
+  const Tiny tiny = make_tiny("presets");
+  const io::HfCheckpoint in(tiny.dir.string());
+  std::vector<Recipe> recipes;
+  for (const auto& name : recipe_preset_names()) recipes.push_back(recipe_preset(name));
+  for (ScaleRule r : {ScaleRule::ocp_floor, ScaleRule::ceil, ScaleRule::even, ScaleRule::mse})
+    recipes.push_back(with_scale_rule(recipe_preset("MXFP4_WEIGHT_ONLY"), r));
+  for (const Recipe& recipe : recipes) {
+    SCOPED_TRACE(recipe.name);
+    const Plan plan = make_plan(in, recipe, false);
+    const auto out = out_dir("presets");
+    quantize_checkpoint(in, plan, recipe, out.string(), {});
+    const io::HfCheckpoint q(out.string());
+    EXPECT_TRUE(q.config().contains("quantization_config"));
+    EXPECT_TRUE(fs::exists(out / "hf_quant_config.json"));
+    EXPECT_TRUE(fs::exists(out / "tokenizer.json"));
+    size_t checked = 0;
+    for (const auto& e : plan.entries) {
+      const std::string& n = e.source->name;
+      const auto& x = tiny.f32.at(n);
+      if (!e.decision.quantize) {
+        ASSERT_NE(q.find(n), nullptr) << n;
+        EXPECT_EQ(bytes(q.find(n)->data), bytes(e.source->data)) << n;
+        continue;
+      }
+      const io::TensorView* w = q.find(n);
+      const io::TensorView* s = q.find(n + "_scale");
+      ASSERT_TRUE(w && s) << n;
+      const auto& f = e.decision.format;
+      if (f.weight == WeightFormat::mxfp4) {
+        std::vector<uint8_t> codes(x.size() / 2), scales(x.size() / 32);
+        ASSERT_EQ(mxfp4_quantize_row_ref(x.data(), x.size(), codes.data(), scales.data(), f.mx), kRowOk);
+        EXPECT_EQ(w->dtype, io::DType::u8);
+        EXPECT_EQ(w->shape.back(), e.source->shape.back() / 2) << n;
+        EXPECT_EQ(s->shape.back(), e.source->shape.back() / 32) << n;
+        EXPECT_EQ(bytes(w->data), codes) << n;
+        EXPECT_EQ(bytes(s->data), scales) << n;
+        ++checked;
+      } else if (f.weight == WeightFormat::nvfp4) {
+        float amax = 0;
+        for (float v : x) amax = std::max(amax, std::fabs(v));
+        const float ts = nvfp4_tensor_scale(amax);
+        std::vector<uint8_t> codes(x.size() / 2), scales(x.size() / 16);
+        ASSERT_EQ(nvfp4_quantize_row_ref(x.data(), x.size(), ts, codes.data(), scales.data()), kRowOk);
+        EXPECT_EQ(bytes(w->data), codes) << n;
+        EXPECT_EQ(bytes(s->data), scales) << n;
+        float stored = 0;
+        std::memcpy(&stored, q.find(n + "_scale_2")->data.data(), 4);
+        EXPECT_EQ(stored, ts);
+        ++checked;
+      } else if (f.weight == WeightFormat::fp8_e4m3) {
+        float amax = 0;
+        for (float v : x) amax = std::max(amax, std::fabs(v));
+        EXPECT_EQ(w->dtype, io::DType::f8_e4m3);
+        for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(w->data[i], e4m3_from_f32(x[i] / (amax / 448.f))) << n << " " << i;
+        ++checked;
+      }
+    }
+    EXPECT_GT(checked, 0u);
+    // Default exclusions: embeddings and lm_head stay BF16 under every preset.
+    EXPECT_EQ(q.find("lm_head.weight")->dtype, io::DType::bf16);
+    EXPECT_EQ(q.find("model.embed_tokens.weight")->dtype, io::DType::bf16);
+  }
+}
+
+TEST(QuantizeCheckpoint, ShardsAndIndexReadBack) {
+  const Tiny tiny = make_tiny("shards");
+  const io::HfCheckpoint in(tiny.dir.string());
+  const Recipe& r = recipe_preset("MXFP4_WEIGHT_ONLY");
+  const auto out = out_dir("shards");
+  const auto sum = quantize_checkpoint(in, make_plan(in, r, false), r, out.string(), {false, 1, 12000});
+  EXPECT_GT(sum.shards, 2u);
+  EXPECT_TRUE(fs::exists(out / "model.safetensors.index.json"));
+  const io::HfCheckpoint q(out.string());
+  EXPECT_NE(q.find("model.layers.0.mlp.up_proj.weight_scale"), nullptr);
+  EXPECT_EQ(q.tensors().size(), 8u + 4u);  // 4 weights gained a scale tensor
+}
+
+bool nothing_left(const fs::path& out) { return !fs::exists(out) && !fs::exists(out.string() + ".tmp"); }
+
+TEST(QuantizeCheckpoint, NanWeightFailsNamingTheTensorAndLeavesNothing) {
+  const Tiny tiny = make_tiny("nan", NAN);
+  const io::HfCheckpoint in(tiny.dir.string());
+  const Recipe& r = recipe_preset("MXFP4_WEIGHT_ONLY");
+  const auto out = out_dir("nan");
+  try {
+    quantize_checkpoint(in, make_plan(in, r, false), r, out.string(), {});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.0.mlp.up_proj.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("row 2, column 8"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(nothing_left(out));
+}
+
+TEST(QuantizeCheckpoint, KNotMultipleOf32IsAnErrorUnlessAllowed) {
+  const Tiny tiny = make_tiny("oddk", 0.0f, 100);
+  const io::HfCheckpoint in(tiny.dir.string());
+  const Recipe& r = recipe_preset("MXFP4_WEIGHT_ONLY");
+  try {
+    make_plan(in, r, false);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.0.mlp.down_proj.weight"), std::string::npos) << e.what();
+  }
+  const Plan plan = make_plan(in, r, true);
+  for (const auto& e : plan.entries)
+    if (e.source->name == "model.layers.0.mlp.down_proj.weight") EXPECT_FALSE(e.decision.quantize);
+}
+
+TEST(QuantizeCheckpoint, RefusesExistingOutputAndQuantizedInput) {
+  const Tiny tiny = make_tiny("exists");
+  const io::HfCheckpoint in(tiny.dir.string());
+  const Recipe& r = recipe_preset("MXFP4_WEIGHT_ONLY");
+  const auto out = out_dir("exists");
+  fs::create_directories(out);
+  std::ofstream(out / "keep.txt") << "x";
+  EXPECT_THROW(quantize_checkpoint(in, make_plan(in, r, false), r, out.string(), {}), Error);
+  EXPECT_TRUE(fs::exists(out / "keep.txt"));  // untouched
+  quantize_checkpoint(in, make_plan(in, r, false), r, out.string(), {true});
+  EXPECT_FALSE(fs::exists(out / "keep.txt"));
+  const io::HfCheckpoint q(out.string());
+  EXPECT_THROW(make_plan(q, r, false), Error);  // already quantized
+}
+
+TEST(QuantizeCheckpoint, UnwritableOutputIsAnError) {
+  const Tiny tiny = make_tiny("unwritable");
+  const io::HfCheckpoint in(tiny.dir.string());
+  const Recipe& r = recipe_preset("MXFP4_WEIGHT_ONLY");
+  EXPECT_ANY_THROW(quantize_checkpoint(in, make_plan(in, r, false), r, "/proc/mxq_cannot_write_here/out", {}));
+}
+
+}  // namespace
+}  // namespace mxq::quant
