@@ -13,6 +13,7 @@
 #include "mxq/error.h"
 #include "mxq/format_ref.h"
 #include "mxq/io/hf_checkpoint.h"
+#include "mxq/io/quantized_checkpoint.h"
 #include "mxq/quant/quantize_checkpoint.h"
 
 namespace mxq::quant {
@@ -130,6 +131,21 @@ TEST(QuantizeCheckpoint, EveryPresetAndRuleMatchesTheReference) {
       }
     }
     EXPECT_GT(checked, 0u);
+    // Read back as logical tensors: every one dequantizes to exactly what the reference decodes
+    // from the reference's own bytes (for kept tensors: the source values).
+    for (const auto& l : io::logical_tensors(q)) {
+      const std::vector<float> y = io::dequantize(l);
+      const auto& x = tiny.f32.at(l.name);
+      ASSERT_EQ(y.size(), x.size()) << l.name;
+      if (l.format == io::StoredFormat::dense) {
+        EXPECT_EQ(y, x) << l.name;
+      } else if (l.format == io::StoredFormat::mxfp4) {
+        std::vector<float> want(x.size());
+        mxfp4_dequantize_row_ref(l.data->data.data(), l.scales->data.data(), x.size(), want.data());
+        EXPECT_EQ(y, want) << l.name;
+        EXPECT_EQ(l.shape, in.find(l.name)->shape) << l.name;
+      }
+    }
     // Default exclusions: embeddings and lm_head stay BF16 under every preset.
     EXPECT_EQ(q.find("lm_head.weight")->dtype, io::DType::bf16);
     EXPECT_EQ(q.find("model.embed_tokens.weight")->dtype, io::DType::bf16);
@@ -194,6 +210,70 @@ TEST(QuantizeCheckpoint, RefusesExistingOutputAndQuantizedInput) {
   EXPECT_FALSE(fs::exists(out / "keep.txt"));
   const io::HfCheckpoint q(out.string());
   EXPECT_THROW(make_plan(q, r, false), Error);  // already quantized
+}
+
+// A GPT-OSS-style checkpoint (blocks [E, R, G, 16] + scales [E, R, G], quant_method mxfp4) reads
+// as MXFP4 logical tensors and dequantizes to transformers' [E, in, out] orientation.
+TEST(QuantizedCheckpoint, GptOssBlocksAndScales) {
+  const auto dir = fs::temp_directory_path() / ("mxq_test_gptoss_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const uint64_t E = 2, R = 3, K = 64;  // 2 experts, 3 output rows, K = 64 (2 blocks)
+  std::vector<uint8_t> blocks(E * R * K / 2), scales(E * R * K / 32);
+  std::mt19937 rng(5);
+  for (auto& b : blocks) b = static_cast<uint8_t>(rng());
+  for (auto& s : scales) s = static_cast<uint8_t>(120 + rng() % 10);
+  std::vector<uint16_t> router(4 * 8, bf16_from_f32(0.5f).bits);
+  io::SafetensorsWriter w;
+  w.add("model.layers.0.mlp.experts.down_proj_blocks", io::DType::u8, {E, R, K / 32, 16}, blocks);
+  w.add("model.layers.0.mlp.experts.down_proj_scales", io::DType::u8, {E, R, K / 32}, scales);
+  w.add("model.layers.0.mlp.router.weight", io::DType::bf16, {4, 8}, {reinterpret_cast<const uint8_t*>(router.data()), 64});
+  w.write((dir / "model.safetensors").string());
+  std::ofstream(dir / "config.json") << R"({"architectures": ["GptOssForCausalLM"], "quantization_config": {"quant_method": "mxfp4"}})";
+  const io::HfCheckpoint ck(dir.string());
+  const auto ts = io::logical_tensors(ck);
+  ASSERT_EQ(ts.size(), 2u);
+  const auto& d = ts[0];
+  EXPECT_EQ(d.name, "model.layers.0.mlp.experts.down_proj");
+  EXPECT_EQ(d.format, io::StoredFormat::mxfp4);
+  EXPECT_EQ(d.shape, (std::vector<uint64_t>{E, R, K}));
+  std::vector<float> want(E * R * K);
+  mxfp4_dequantize_row_ref(blocks.data(), scales.data(), want.size(), want.data());
+  EXPECT_EQ(io::dequantize(d), want);
+
+  const auto out = out_dir("gptoss");
+  io::dequantize_checkpoint(ck, out.string(), false);
+  const io::HfCheckpoint plain(out.string());
+  EXPECT_FALSE(plain.config().contains("quantization_config"));
+  const io::TensorView* t = plain.find("model.layers.0.mlp.experts.down_proj");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->shape, (std::vector<uint64_t>{E, K, R}));
+  for (uint64_t e = 0; e < E; ++e)
+    for (uint64_t r = 0; r < R; ++r)
+      for (uint64_t k = 0; k < K; ++k) {
+        uint16_t h;
+        std::memcpy(&h, t->data.data() + 2 * ((e * K + k) * R + r), 2);
+        ASSERT_EQ(bf16_to_f32(bf16{h}), want[(e * R + r) * K + k]) << e << " " << r << " " << k;
+      }
+}
+
+TEST(QuantizedCheckpoint, MismatchedScalesAreNamed) {
+  const auto dir = fs::temp_directory_path() / ("mxq_test_badscale_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::vector<uint8_t> codes(4 * 32), scales(4 * 3);
+  io::SafetensorsWriter w;
+  w.add("a.weight", io::DType::u8, {4, 32}, codes);
+  w.add("a.weight_scale", io::DType::u8, {4, 3}, scales);  // K = 64 needs 2 scales per row
+  w.write((dir / "model.safetensors").string());
+  std::ofstream(dir / "config.json") << "{}";
+  const io::HfCheckpoint ck(dir.string());
+  try {
+    io::logical_tensors(ck);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("a.weight_scale"), std::string::npos) << e.what();
+  }
 }
 
 TEST(QuantizeCheckpoint, UnwritableOutputIsAnError) {

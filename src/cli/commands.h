@@ -8,5 +8,6 @@ namespace mxq::cli {
 void add_roundtrip(CLI::App& app);
 void add_import(CLI::App& app);
 void add_quantize(CLI::App& app);
+void add_inspect(CLI::App& app);
 
 }  // namespace mxq::cli

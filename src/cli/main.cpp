@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   mxq::cli::add_import(app);
   mxq::cli::add_quantize(app);
+  mxq::cli::add_inspect(app);
   mxq::cli::add_roundtrip(app);
   try {
     app.parse(argc, argv);

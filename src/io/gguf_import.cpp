@@ -4,13 +4,13 @@
 #include "mxq/io/gguf_import.h"
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <vector>
 
 #include "mxq/error.h"
 #include "mxq/format.h"
+#include "mxq/io/checkpoint_dir.h"
 #include "mxq/io/gguf.h"
 #include "mxq/io/safetensors.h"
 
@@ -189,12 +189,6 @@ Tokenizer gpt2_tokenizer(const GgufFile& g, uint64_t context) {
   return t;
 }
 
-void write_json(const fs::path& p, const ojson& j) {
-  std::ofstream f(p);
-  f << j.dump(2) << "\n";
-  if (!f) fail("{}: write failed", p.string());
-}
-
 }  // namespace
 
 ImportSummary import_gguf(const std::string& gguf_path, const std::string& out_dir, bool force,
@@ -203,52 +197,42 @@ ImportSummary import_gguf(const std::string& gguf_path, const std::string& out_d
   const std::string arch = g.get_string("general.architecture");
   if (arch != "llama")
     fail("{}: architecture '{}' cannot be imported yet (supported: llama — Llama 2/3, SmolLM2, Mistral)", gguf_path, arch);
-  if (fs::exists(out_dir) && !force) fail("{}: already exists (use --force to replace it)", out_dir);
   const LlamaShape shape = llama_shape(g);
   const bool tied = std::none_of(g.tensors().begin(), g.tensors().end(),
                                  [](const GgufTensor& t) { return t.name == "output.weight"; });
   const Tokenizer tok = gpt2_tokenizer(g, shape.context);
 
-  const fs::path tmp = out_dir + ".tmp";
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
+  CheckpointDir out(out_dir, force);
   ImportSummary sum{"LlamaForCausalLM", 0, 0, 0};
-  try {
-    std::vector<std::vector<uint16_t>> storage;  // BF16 bits, kept alive until the file is written
-    storage.reserve(g.tensors().size());
-    SafetensorsWriter w;
-    w.set_metadata("format", "pt");
-    size_t done = 0;
-    for (const GgufTensor& t : g.tensors()) {
-      const std::string name = hf_name(t.name);
-      if (name.empty()) fail("{}: tensor '{}' has no place in a llama model", gguf_path, t.name);
-      std::vector<float> v = g.dequantize(t);
-      const std::vector<uint64_t> s = t.shape();
-      const uint64_t cols = s.back();
-      if (name.ends_with("q_proj.weight")) v = unpermute_rope_rows(v, shape.heads, cols);
-      if (name.ends_with("k_proj.weight")) v = unpermute_rope_rows(v, shape.kv_heads, cols);
-      auto& bits = storage.emplace_back(v.size());
-      for (size_t i = 0; i < v.size(); ++i) {
-        if (!f32_is_finite(v[i])) fail("{}: tensor '{}' holds a non-finite value at element {}", gguf_path, t.name, i);
-        bits[i] = bf16_from_f32(v[i]).bits;
-      }
-      w.add(name, DType::bf16, s, {reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2});
-      sum.tensors += 1, sum.parameters += v.size(), sum.bytes_written += bits.size() * 2;
-      if (progress) progress(++done, g.tensors().size(), name);
+  std::vector<std::vector<uint16_t>> storage;  // BF16 bits, kept alive until the file is written
+  storage.reserve(g.tensors().size());
+  SafetensorsWriter w;
+  w.set_metadata("format", "pt");
+  size_t done = 0;
+  for (const GgufTensor& t : g.tensors()) {
+    const std::string name = hf_name(t.name);
+    if (name.empty()) fail("{}: tensor '{}' has no place in a llama model", gguf_path, t.name);
+    std::vector<float> v = g.dequantize(t);
+    const std::vector<uint64_t> s = t.shape();
+    const uint64_t cols = s.back();
+    if (name.ends_with("q_proj.weight")) v = unpermute_rope_rows(v, shape.heads, cols);
+    if (name.ends_with("k_proj.weight")) v = unpermute_rope_rows(v, shape.kv_heads, cols);
+    auto& bits = storage.emplace_back(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (!f32_is_finite(v[i])) fail("{}: tensor '{}' holds a non-finite value at element {}", gguf_path, t.name, i);
+      bits[i] = bf16_from_f32(v[i]).bits;
     }
-    w.write((tmp / "model.safetensors").string());
-    write_json(tmp / "config.json", llama_config(g, shape, tied));
-    write_json(tmp / "generation_config.json", tok.generation);
-    write_json(tmp / "tokenizer.json", tok.tokenizer);
-    write_json(tmp / "tokenizer_config.json", tok.config);
-    write_json(tmp / "special_tokens_map.json", tok.special_map);
-    if (fs::exists(out_dir)) fs::remove_all(out_dir);
-    fs::rename(tmp, out_dir);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
+    w.add(name, DType::bf16, s, {reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2});
+    sum.tensors += 1, sum.parameters += v.size(), sum.bytes_written += bits.size() * 2;
+    if (progress) progress(++done, g.tensors().size(), name);
   }
+  w.write(out.path("model.safetensors"));
+  out.write_json("config.json", llama_config(g, shape, tied));
+  out.write_json("generation_config.json", tok.generation);
+  out.write_json("tokenizer.json", tok.tokenizer);
+  out.write_json("tokenizer_config.json", tok.config);
+  out.write_json("special_tokens_map.json", tok.special_map);
+  out.commit();
   return sum;
 }
 

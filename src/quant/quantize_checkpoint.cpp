@@ -7,18 +7,18 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 
 #include "mxq/error.h"
 #include "mxq/format_ref.h"
+#include "mxq/io/checkpoint_dir.h"
+#include "mxq/io/quantized_checkpoint.h"
 #include "mxq/kernels/cpu/format_traits.h"
 #include "mxq/kernels/cpu/parallel.h"
 
 namespace mxq::quant {
 namespace {
 
-namespace fs = std::filesystem;
 using io::DType;
 
 std::string layer_of(const std::string& tensor) {
@@ -59,20 +59,7 @@ uint64_t bytes_of(const std::vector<io::TensorSpec>& specs) {
 
 // The source tensor as float32 (BF16 and F16 are widened exactly).
 std::vector<float> to_f32(const io::TensorView& t) {
-  const size_t n = t.elements();
-  std::vector<float> x(n);
-  switch (t.dtype) {
-    case DType::f32: std::memcpy(x.data(), t.data.data(), n * 4); break;
-    case DType::bf16:
-      for (size_t i = 0; i < n; ++i) { uint16_t h; std::memcpy(&h, t.data.data() + 2 * i, 2); x[i] = bf16_to_f32(bf16{h}); }
-      break;
-    case DType::f16:
-      for (size_t i = 0; i < n; ++i) { uint16_t h; std::memcpy(&h, t.data.data() + 2 * i, 2); x[i] = fp16_to_f32(fp16{h}); }
-      break;
-    default:
-      fail("tensor '{}': dtype {} cannot be quantized (BF16, F16 or F32 expected)", t.name, io::dtype_info(t.dtype).name);
-  }
-  return x;
+  return io::dequantize(io::LogicalTensor{t.name, io::StoredFormat::dense, t.shape, &t, nullptr, nullptr});
 }
 
 double sqnr_db(const std::vector<float>& x, const std::vector<float>& y) {
@@ -153,12 +140,6 @@ nlohmann::ordered_json quant_config_json(const Recipe& r, const Plan& plan) {
   return q;
 }
 
-void write_json(const fs::path& p, const nlohmann::ordered_json& j) {
-  std::ofstream f(p);
-  f << j.dump(2) << "\n";
-  if (!f) fail("{}: write failed", p.string());
-}
-
 }  // namespace
 
 Plan make_plan(const io::HfCheckpoint& in, const Recipe& recipe, bool allow_unquantized_k) {
@@ -187,7 +168,6 @@ Plan make_plan(const io::HfCheckpoint& in, const Recipe& recipe, bool allow_unqu
 QuantizeSummary quantize_checkpoint(const io::HfCheckpoint& in, const Plan& plan, const Recipe& recipe,
                                     const std::string& out_dir, const QuantizeOptions& opt, const TensorDone& on_tensor) {
   const auto t0 = std::chrono::steady_clock::now();
-  if (fs::exists(out_dir) && !opt.force) fail("{}: already exists (use --force to replace it)", out_dir);
   // Shards: consecutive plan entries, each shard at most max_shard_bytes unless one entry is larger.
   std::vector<size_t> shard_of(plan.entries.size());
   std::vector<std::vector<io::TensorSpec>> shard_specs(1);
@@ -204,50 +184,42 @@ QuantizeSummary quantize_checkpoint(const io::HfCheckpoint& in, const Plan& plan
     return n_shards == 1 ? std::string("model.safetensors") : fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, n_shards);
   };
 
-  const fs::path tmp = out_dir + ".tmp";
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
+  io::CheckpointDir out(out_dir, opt.force);
   QuantizeSummary sum{n_shards, 0, 0, 0};
-  try {
-    std::unique_ptr<io::SafetensorsStreamWriter> writer;
-    nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
-    for (size_t i = 0; i < plan.entries.size(); ++i) {
-      const PlanEntry& e = plan.entries[i];
-      if (!writer) writer = std::make_unique<io::SafetensorsStreamWriter>((tmp / shard_name(shard_of[i])).string(),
-                                                                         shard_specs[shard_of[i]], std::map<std::string, std::string>{{"format", "pt"}});
-      double sqnr = NAN;
-      if (e.decision.quantize) {
-        std::vector<std::vector<uint8_t>> bufs;
-        sqnr = quantize_tensor(*e.source, e.decision.format, opt.threads, bufs);
-        for (size_t k = 0; k < bufs.size(); ++k) writer->append(e.outputs[k].name, bufs[k]);
-      } else {
-        writer->append(e.source->name, e.source->data);
-      }
-      for (const auto& o : e.outputs) weight_map[o.name] = shard_name(shard_of[i]);
-      sum.bytes_read += e.bytes_before, sum.bytes_written += e.bytes_after;
-      if (writer->complete()) writer->commit(), writer.reset();
-      if (on_tensor) on_tensor(i, e, sqnr);
+  std::unique_ptr<io::SafetensorsStreamWriter> writer;
+  nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+  for (size_t i = 0; i < plan.entries.size(); ++i) {
+    const PlanEntry& e = plan.entries[i];
+    if (!writer)
+      writer = std::make_unique<io::SafetensorsStreamWriter>(out.path(shard_name(shard_of[i])), shard_specs[shard_of[i]],
+                                                             std::map<std::string, std::string>{{"format", "pt"}});
+    double sqnr = NAN;
+    if (e.decision.quantize) {
+      std::vector<std::vector<uint8_t>> bufs;
+      sqnr = quantize_tensor(*e.source, e.decision.format, opt.threads, bufs);
+      for (size_t k = 0; k < bufs.size(); ++k) writer->append(e.outputs[k].name, bufs[k]);
+    } else {
+      writer->append(e.source->name, e.source->data);
     }
-    if (n_shards > 1)
-      write_json(tmp / "model.safetensors.index.json", {{"metadata", {{"total_size", plan.bytes_after}}}, {"weight_map", weight_map}});
-
-    const nlohmann::ordered_json producer = {{"name", "mxq"}, {"version", MXQ_VERSION_STRING}};
-    const nlohmann::ordered_json q = quant_config_json(recipe, plan);
-    write_json(tmp / "hf_quant_config.json", {{"producer", producer}, {"quantization", q}});
-    nlohmann::ordered_json config = nlohmann::ordered_json::parse(in.config().dump());
-    config["quantization_config"] = {{"quant_method", "modelopt"}, {"quant_algo", q["quant_algo"]},
-                                     {"group_size", q["group_size"]}, {"ignore", q["exclude_modules"]},
-                                     {"kv_cache_scheme", q["kv_cache_quant_algo"]}, {"producer", producer},
-                                     {"mxq_recipe", recipe.name}};
-    write_json(tmp / "config.json", config);
-    for (const auto& f : in.side_files()) fs::copy_file(fs::path(in.dir()) / f, tmp / f);
-    if (fs::exists(out_dir)) fs::remove_all(out_dir);
-    fs::rename(tmp, out_dir);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
+    for (const auto& o : e.outputs) weight_map[o.name] = shard_name(shard_of[i]);
+    sum.bytes_read += e.bytes_before, sum.bytes_written += e.bytes_after;
+    if (writer->complete()) writer->commit(), writer.reset();
+    if (on_tensor) on_tensor(i, e, sqnr);
   }
+  if (n_shards > 1)
+    out.write_json("model.safetensors.index.json", {{"metadata", {{"total_size", plan.bytes_after}}}, {"weight_map", weight_map}});
+
+  const nlohmann::ordered_json producer = {{"name", "mxq"}, {"version", MXQ_VERSION_STRING}};
+  const nlohmann::ordered_json q = quant_config_json(recipe, plan);
+  out.write_json("hf_quant_config.json", {{"producer", producer}, {"quantization", q}});
+  nlohmann::ordered_json config = nlohmann::ordered_json::parse(in.config().dump());
+  config["quantization_config"] = {{"quant_method", "modelopt"}, {"quant_algo", q["quant_algo"]},
+                                   {"group_size", q["group_size"]}, {"ignore", q["exclude_modules"]},
+                                   {"kv_cache_scheme", q["kv_cache_quant_algo"]}, {"producer", producer},
+                                   {"mxq_recipe", recipe.name}};
+  out.write_json("config.json", config);
+  out.copy_files(in.dir(), in.side_files());
+  out.commit();
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return sum;
 }
