@@ -5,6 +5,7 @@ packages=(
   build-essential cmake ninja-build pkg-config python3 python3-pip
   libcli11-dev libfmt-dev nlohmann-json3-dev libhwy-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -9,3 +9,5 @@ ctest --preset release -j "$(nproc)" --timeout 900
 if [ -x build/release/tests/mxq_cuda_tests ]; then
   build/release/tests/mxq_cuda_tests --gtest_brief=1 2>&1 | grep -m 3 -i -E "skip|no cuda" || true
 fi
+# The file readers under libFuzzer (ASan + UBSan) for a bounded time.
+bash scripts/fuzz.sh 30

@@ -20,6 +20,8 @@ uint64_t fresh_seed() {
   return (uint64_t{rd()} << 32) | rd();
 }
 
+float bf16_bits_to_f32_for_test(uint32_t h) { return f32_from_bits(h << 16); }
+
 float finite_from_bits(uint32_t b) {
   const float f = f32_from_bits(b);
   return f32_is_finite(f) ? f : f32_from_bits(b & 0xFF7FFFFFu);  // clear an exponent bit
@@ -104,6 +106,45 @@ TEST(CudaConvertMath, IntegerEncoderEqualsFormatOnSample) {
     for (const TieRule ties : {TieRule::nearest_even, TieRule::toward_zero})
       ASSERT_EQ(e2m1_from_scaled_int(v, ties), e2m1_from_scaled(v, ties))
           << "bits 0x" << std::hex << bits;
+  }
+}
+
+// The division-free ScaleRule::ceil exponent on every non-negative finite float32.
+TEST(CudaConvertMath, CeilScaleExpEqualsFormatOnEveryFloat) {
+  for (uint32_t b = 0; b <= 0x7F7FFFFFu; ++b) {
+    const float amax = f32_from_bits(b);
+    const int want = mx_scale_exp(amax, ScaleRule::ceil, kMxE2M1);
+    if (mx_scale_exp_ceil_int(amax) != want)
+      FAIL() << "amax bits 0x" << std::hex << b << std::dec << " want " << want << " got "
+             << mx_scale_exp_ceil_int(amax);
+  }
+}
+
+// The two-at-a-time bf16 encoder on every bf16 bit pattern (both halves, both signs, finite) and
+// every scale exponent a bf16 block can get, against e2m1_from_scaled on the float32 product (what
+// mxfp4_encode computes): with the clamp everywhere, without it where |x|·2^-s < 7.
+TEST(CudaConvertMath, Bf16x2EncoderEqualsFormatOnEveryBf16) {
+  for (int s = kScaleExpMin; s <= 126; ++s) {
+    const uint32_t inv2 = bf16x2_pow2_neg(s);
+    ASSERT_EQ(bf16_bits_to_f32_for_test(inv2 & 0xFFFFu), pow2f(-s));
+    for (uint32_t h = 0; h < 0x10000u; h += 2) {
+      const uint32_t lo = h, hi = h + 1;  // neighbours in the two halves
+      const float xl = f32_from_bits(lo << 16), xh = f32_from_bits(hi << 16);
+      if (!f32_is_finite(xl) || !f32_is_finite(xh)) continue;
+      const uint32_t w = lo | hi << 16;
+      const uint8_t want = e2m1_pack(e2m1_from_scaled(xl * pow2f(-s), TieRule::nearest_even),
+                                     e2m1_from_scaled(xh * pow2f(-s), TieRule::nearest_even));
+      ASSERT_EQ(mxfp4_encode_bf16x2_ne(w, inv2, true) & 0xFFu, want)
+          << "bf16 0x" << std::hex << lo << ", 0x" << hi << std::dec << " s " << s;
+      const uint32_t swapped = hi | lo << 16;  // every pattern in both halves
+      ASSERT_EQ(mxfp4_encode_bf16x2_ne(swapped, inv2, true) & 0xFFu,
+                static_cast<uint32_t>((want >> 4) | ((want & 0xFu) << 4)))
+          << "swapped, bf16 0x" << std::hex << lo << ", 0x" << hi << std::dec << " s " << s;
+      const float lim = 7.0f * pow2f(s);
+      if ((xl < 0 ? -xl : xl) < lim && (xh < 0 ? -xh : xh) < lim)
+        ASSERT_EQ(mxfp4_encode_bf16x2_ne(w, inv2, false) & 0xFFu, want)
+            << "no clamp, bf16 0x" << std::hex << lo << ", 0x" << hi << std::dec << " s " << s;
+    }
   }
 }
 

@@ -30,6 +30,7 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
       fail("{}: cannot map {} bytes: {}", path, size_, std::strerror(err));
     }
     data_ = static_cast<const uint8_t*>(p);
+    ::madvise(p, size_, MADV_SEQUENTIAL);  // checkpoints are read front to back: read ahead
   }
   ::close(fd);
 }
@@ -39,6 +40,13 @@ MappedFile::MappedFile(MappedFile&& o) noexcept
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+void release_pages(std::span<const uint8_t> range) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<uintptr_t>(range.data()) + page - 1) / page * page;  // whole pages only:
+  const auto end = (reinterpret_cast<uintptr_t>(range.data()) + range.size()) / page * page;  // neighbours stay
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 }  // namespace mxq::io

@@ -77,11 +77,52 @@ double sqnr_db(const std::vector<float>& x, const std::vector<float>& y) {
 }
 
 // Quantizes one tensor into its output buffers (in outputs_of order); returns the SQNR.
+// Source element i as float32 (the source is F32 or BF16 here).
+float source_at(const void* src, ElemType t, size_t i) {
+  return t == ElemType::f32 ? static_cast<const float*>(src)[i] : bf16_to_f32(static_cast<const bf16*>(src)[i]);
+}
+
+// SQNR of the block-format tensor (codes, scales) against its source, computed in chunks over
+// threads so that no tensor-sized float buffer is needed. Partial sums are added in chunk order:
+// the figure does not depend on the thread count.
+double block_sqnr_db(const FormatTraits& tr, const QuantParams& p, const void* src, ElemType st, size_t n,
+                     const std::vector<uint8_t>& codes, const std::vector<uint8_t>& scales, int threads) {
+  const size_t chunk = size_t{1} << 16;  // elements; a multiple of every block size
+  const size_t chunks = (n + chunk - 1) / chunk;
+  std::vector<double> sig(chunks), err(chunks);
+  parallel_for(chunks, 1, threads, [&](size_t c0, size_t c1) {
+    std::vector<float> x(chunk), y(chunk);
+    for (size_t c = c0; c < c1; ++c) {
+      const size_t b = c * chunk, len = std::min(chunk, n - b);
+      tr.dequantize(codes.data() + tr.code_bytes(b), scales.data() + b / tr.block_size * tr.scale_bytes, len, y.data(),
+                    ElemType::f32, p, 1);
+      for (size_t i = 0; i < len; ++i) x[i] = source_at(src, st, b + i);
+      // 16 independent float lanes (the compiler vectorizes them), then double per chunk.
+      constexpr int kLanes = 16;
+      float s16[kLanes] = {}, e16[kLanes] = {};
+      size_t i = 0;
+      for (; i + kLanes <= len; i += kLanes)
+        for (int l = 0; l < kLanes; ++l) {
+          const float d = x[i + l] - y[i + l];
+          s16[l] += x[i + l] * x[i + l], e16[l] += d * d;
+        }
+      double s = 0, e = 0;
+      for (int l = 0; l < kLanes; ++l) s += s16[l], e += e16[l];
+      for (; i < len; ++i) s += double(x[i]) * x[i], e += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
+      sig[c] = s, err[c] = e;
+    }
+  });
+  double s = 0, e = 0;
+  for (size_t c = 0; c < chunks; ++c) s += sig[c], e += err[c];
+  return e == 0 ? INFINITY : 10 * std::log10(s / e);
+}
+
+// Quantizes one tensor into its output buffers (in outputs_of order); returns the SQNR. BF16 sources
+// go to the converters as they are; F16 is widened to F32 first.
 double quantize_tensor(const io::TensorView& t, const LayerFormat& f, int threads, std::vector<std::vector<uint8_t>>& out) {
-  const std::vector<float> x = to_f32(t);
-  const size_t n = x.size();
-  std::vector<float> y(n);
-  if (f.weight == WeightFormat::fp8_e4m3) {  // per-tensor: scale = amax / 448
+  if (f.weight == WeightFormat::fp8_e4m3) {  // per-tensor: scale = amax / 448 (a baseline: scalar)
+    const std::vector<float> x = to_f32(t);
+    const size_t n = x.size();
     float amax = 0;
     for (size_t i = 0; i < n; ++i) {
       if (!f32_is_finite(x[i])) non_finite(t, i);
@@ -89,6 +130,7 @@ double quantize_tensor(const io::TensorView& t, const LayerFormat& f, int thread
     }
     const float scale = amax > 0 ? amax / 448.0f : 1.0f;
     out = {std::vector<uint8_t>(n), std::vector<uint8_t>(4)};
+    std::vector<float> y(n);
     for (size_t i = 0; i < n; ++i) {
       out[0][i] = e4m3_from_f32(x[i] / scale);
       y[i] = e4m3_to_f32(out[0][i]) * scale;
@@ -96,24 +138,31 @@ double quantize_tensor(const io::TensorView& t, const LayerFormat& f, int thread
     std::memcpy(out[1].data(), &scale, 4);
     return sqnr_db(x, y);
   }
+  std::vector<float> widened;
+  ElemType st = ElemType::bf16;
+  const void* src = t.data.data();
+  if (t.dtype != io::DType::bf16) {
+    widened = to_f32(t);
+    st = ElemType::f32, src = widened.data();
+  }
+  const size_t n = t.elements();
   const BlockFormat bf = f.weight == WeightFormat::mxfp4 ? BlockFormat::mxfp4
                          : f.weight == WeightFormat::nvfp4 ? BlockFormat::nvfp4 : BlockFormat::mxfp8_e4m3;
   const FormatTraits& tr = format_traits(bf);
   QuantParams p{f.mx, 1.0f};
   if (tr.has_tensor_scale) {
     float amax = 0;
-    for (size_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));  // NaN is caught below
+    for (size_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(source_at(src, st, i)));  // NaN is caught below
     p.tensor_scale = nvfp4_tensor_scale(amax);
   }
   out = {std::vector<uint8_t>(tr.code_bytes(n)), std::vector<uint8_t>(tr.scale_count(n) * tr.scale_bytes)};
-  if (const size_t bad = tr.quantize(x.data(), ElemType::f32, n, out[0].data(), out[1].data(), p, threads); bad != kRowOk)
+  if (const size_t bad = tr.quantize(src, st, n, out[0].data(), out[1].data(), p, threads); bad != kRowOk)
     non_finite(t, bad);
   if (tr.has_tensor_scale) {
     out.emplace_back(4);
     std::memcpy(out[2].data(), &p.tensor_scale, 4);
   }
-  tr.dequantize(out[0].data(), out[1].data(), n, y.data(), ElemType::f32, p, threads);
-  return sqnr_db(x, y);
+  return block_sqnr_db(tr, p, src, st, n, out[0], out[1], threads);
 }
 
 nlohmann::ordered_json quant_config_json(const Recipe& r, const Plan& plan) {
@@ -204,6 +253,7 @@ QuantizeSummary quantize_checkpoint(const io::HfCheckpoint& in, const Plan& plan
     for (const auto& o : e.outputs) weight_map[o.name] = shard_name(shard_of[i]);
     sum.bytes_read += e.bytes_before, sum.bytes_written += e.bytes_after;
     if (writer->complete()) writer->commit(), writer.reset();
+    io::release_pages(e.source->data);
     if (on_tensor) on_tensor(i, e, sqnr);
   }
   if (n_shards > 1)

@@ -32,13 +32,16 @@ Recipe preset(std::string name, std::string quant_algo, std::vector<Rule> rules)
 // appends its default-disabled list (lm_head, routers, ...); decide() applies that list to every
 // recipe.
 // ModelOpt's hf_quant_config writes the plain MXFP4 algorithm for W4A4 and weight-only alike: the
-// string names the weight layout; only FP8 activations change it (W4A8_MXFP4_FP8).
+// string names the weight layout; only FP8 activations change it (W4A8_MXFP4_FP8). ModelOpt 0.47.0
+// spells the plain one "mxfp4" without a group_size; mxq writes "MXFP4" and group_size 32
+// (tests/fixtures/README.md).
 std::vector<Recipe> make_presets() {
   std::vector<Recipe> p;
   // W4A4: weights and inputs MXFP4, both dynamic per 32-block; no calibration (algorithm None).
   p.push_back(preset("MXFP4_DEFAULT_CFG", "MXFP4",
                      {{"*", mxfp4_weights(ActivationFormat::mxfp4)}}));
-  // W4A8: MXFP4 weights, inputs FP8 E4M3 with one max-calibrated scale per layer.
+  // W4A8: MXFP4 weights, inputs FP8 E4M3 with one scale per layer. ModelOpt 0.47.0's preset has
+  // algorithm None, so it calibrates nothing and exports no input_scale (as mxq, for now).
   p.push_back(preset("W4A8_MXFP4_FP8_CFG", "W4A8_MXFP4_FP8",
                      {{"*", mxfp4_weights(ActivationFormat::fp8_e4m3_per_tensor_static)}}));
   // ModelOpt enables only "*mlp*weight_quantizer" and "*block_sparse_moe*weight_quantizer":

@@ -27,4 +27,9 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Tells the kernel that a mapped range will not be read again soon: its pages leave this process's
+// resident set (they stay in the page cache). Streaming readers call it after each tensor, so that
+// resident memory follows the tensor in hand, not the file size.
+void release_pages(std::span<const uint8_t> range);
+
 }  // namespace mxq::io
