@@ -38,15 +38,6 @@ constexpr size_t kRows = 14336, kCols = 4096, kN = kRows * kCols;
 constexpr int kBuffers = 3, kWarmup = 5, kReps = 30;
 constexpr size_t kCheckRows[] = {0, 1, 2, 3, 7000, kRows - 1};
 
-const char* rule_name(ScaleRule r) {
-  switch (r) {
-    case ScaleRule::ocp_floor: return "ocp_floor";
-    case ScaleRule::ceil: return "ceil";
-    case ScaleRule::even: return "even";
-    case ScaleRule::mse: return "mse";
-  }
-  return "?";
-}
 
 // Median of kReps event-timed launches of op(rep), in microseconds.
 template <typename Op>
@@ -140,7 +131,7 @@ int main() {
       bool ok = got_codes == ref_codes && got_scales == ref_scales;
       for (size_t j = 0; j < kCols; ++j) ok = ok && got_y[j].bits == bf16_from_f32(ref_y[j]).bits;
       if (!ok) {
-        std::fprintf(stderr, "MISMATCH against the reference: rule %s, row %zu\n", rule_name(rule),
+        std::fprintf(stderr, "MISMATCH against the reference: rule %s, row %zu\n", scale_rule_name(rule),
                      r);
         return 1;
       }
@@ -158,7 +149,7 @@ int main() {
                   2.0 * double(x_bytes)});
   for (const ScaleRule rule : kRules) {
     const MxOptions opt{rule, TieRule::nearest_even, NonFinite::error};
-    rows.push_back({"quantize bf16->mxfp4", rule_name(rule), median_us([&](int i) {
+    rows.push_back({"quantize bf16->mxfp4", scale_rule_name(rule), median_us([&](int i) {
                       const int b = i % kBuffers;
                       CUDA_CHECK(mxfp4_quantize_cuda(x[b], ElemType::bf16, kN, codes[b], scales[b],
                                                      opt, first_bad, nullptr));

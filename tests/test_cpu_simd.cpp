@@ -27,16 +27,6 @@ constexpr int kThreadCounts[] = {1, 2};
 constexpr size_t kPad = 64;           // sentinel bytes behind every output buffer
 constexpr uint8_t kSentinel = 0xA5;
 
-const char* name(ScaleRule r) {
-  switch (r) {
-    case ScaleRule::ocp_floor: return "ocp_floor";
-    case ScaleRule::ceil: return "ceil";
-    case ScaleRule::even: return "even";
-    case ScaleRule::mse: return "mse";
-  }
-  return "?";
-}
-const char* name(TieRule t) { return t == TieRule::nearest_even ? "nearest_even" : "toward_zero"; }
 
 // Runs fn(target) with each SIMD target forced, then restores automatic dispatch.
 template <class Fn>
@@ -204,7 +194,7 @@ TEST(CpuSimd, QuantizeEqualsRefAllOptions) {
         const RefResult ref32 = quantize_ref(x32, opt), ref16 = quantize_ref(x16_wide, opt);
         ASSERT_EQ(ref32.ret, kRowOk);
         ASSERT_EQ(ref16.ret, kRowOk);
-        SCOPED_TRACE(testing::Message() << "n " << n << " " << name(rule) << " " << name(ties));
+        SCOPED_TRACE(testing::Message() << "n " << n << " " << scale_rule_name(rule) << " " << tie_rule_name(ties));
         for_each_target([&](const std::string&) {
           for (const int threads : kThreadCounts) {
             SCOPED_TRACE(testing::Message() << "threads " << threads);
@@ -258,7 +248,7 @@ TEST(CpuSimd, NonFiniteIndexAndNanScaleEqualRef) {
         const MxOptions opt{rule, TieRule::nearest_even, policy};
         const RefResult ref32 = quantize_ref(x32, opt), ref16 = quantize_ref(x16_wide, opt);
         ASSERT_EQ(ref32.ret == kRowOk, policy == NonFinite::nan_scale);
-        SCOPED_TRACE(testing::Message() << "n " << n << " " << name(rule) << " policy "
+        SCOPED_TRACE(testing::Message() << "n " << n << " " << scale_rule_name(rule) << " policy "
                                         << static_cast<int>(policy));
         for_each_target([&](const std::string&) {
           for (const int threads : kThreadCounts) {
@@ -284,12 +274,12 @@ TEST(CpuSimd, OneAndTwoThreadsAgree) {
     std::vector<uint8_t> c1(blocks_of(n, 2)), s1(blocks_of(n, kMxBlock)), c2 = c1, s2 = s1;
     ASSERT_EQ(mxfp4_quantize(x.data(), ElemType::f32, n, c1.data(), s1.data(), opt, 1), kRowOk);
     ASSERT_EQ(mxfp4_quantize(x.data(), ElemType::f32, n, c2.data(), s2.data(), opt, 2), kRowOk);
-    EXPECT_EQ(c1, c2) << name(rule);
-    EXPECT_EQ(s1, s2) << name(rule);
+    EXPECT_EQ(c1, c2) << scale_rule_name(rule);
+    EXPECT_EQ(s1, s2) << scale_rule_name(rule);
     std::vector<float> y1(n), y2(n);
     mxfp4_dequantize(c1.data(), s1.data(), n, y1.data(), ElemType::f32, 1);
     mxfp4_dequantize(c1.data(), s1.data(), n, y2.data(), ElemType::f32, 2);
-    EXPECT_EQ(std::memcmp(y1.data(), y2.data(), n * sizeof(float)), 0) << name(rule);
+    EXPECT_EQ(std::memcmp(y1.data(), y2.data(), n * sizeof(float)), 0) << scale_rule_name(rule);
   }
 }
 
@@ -302,7 +292,7 @@ TEST(CpuSimd, FormatTraitsFastEqualsRef) {
       const std::vector<float> x16_wide = widen(x16);
       for (const ScaleRule rule : kRules) {
         if (f.has_tensor_scale && rule != ScaleRule::ocp_floor) continue;  // NVFP4 has one rule
-        SCOPED_TRACE(testing::Message() << f.name << " n " << n << " " << name(rule));
+        SCOPED_TRACE(testing::Message() << f.name << " n " << n << " " << scale_rule_name(rule));
         for (const bool use_bf16 : {false, true}) {
           const std::vector<float>& xr = use_bf16 ? x16_wide : x32;
           QuantParams p;

@@ -147,16 +147,6 @@ HostInput make_input(const std::vector<float>& x, ElemType t) {
 
 size_t elem_size(ElemType t) { return t == ElemType::f32 ? 4 : 2; }
 const char* name(ElemType t) { return t == ElemType::f32 ? "f32" : "bf16"; }
-const char* name(ScaleRule r) {
-  switch (r) {
-    case ScaleRule::ocp_floor: return "ocp_floor";
-    case ScaleRule::ceil: return "ceil";
-    case ScaleRule::even: return "even";
-    case ScaleRule::mse: return "mse";
-  }
-  return "?";
-}
-const char* name(TieRule t) { return t == TieRule::nearest_even ? "nearest_even" : "toward_zero"; }
 
 // ---------------------------------------------------------------------------------------------
 // Quantize on the device, checking poison and guards; compares with the reference.
@@ -230,7 +220,7 @@ TEST_P(CudaQuantize, MatchesRefEveryTieRuleAndDtype) {
   for (const size_t n : kLengths)
     for (const ElemType xt : {ElemType::f32, ElemType::bf16})
       for (const TieRule ties : {TieRule::nearest_even, TieRule::toward_zero}) {
-        SCOPED_TRACE(testing::Message() << "n " << n << " " << name(xt) << " " << name(ties));
+        SCOPED_TRACE(testing::Message() << "n " << n << " " << name(xt) << " " << tie_rule_name(ties));
         QuantizeCase c;
         c.xt = xt;
         c.opt = MxOptions{GetParam(), ties, NonFinite::error};
@@ -292,7 +282,7 @@ INSTANTIATE_TEST_SUITE_P(AllRules, CudaQuantize,
                          testing::Values(ScaleRule::ocp_floor, ScaleRule::ceil, ScaleRule::even,
                                          ScaleRule::mse),
                          [](const testing::TestParamInfo<ScaleRule>& info) {
-                           return std::string(name(info.param));
+                           return std::string(scale_rule_name(info.param));
                          });
 
 // ---------------------------------------------------------------------------------------------
@@ -317,7 +307,7 @@ TEST(CudaE2m1, IntegerEncoderEqualsFormatOnEveryFloat) {
   DeviceBytes count(sizeof(unsigned long long));
   ASSERT_TRUE(count.ptr);
   for (const TieRule ties : {TieRule::nearest_even, TieRule::toward_zero}) {
-    SCOPED_TRACE(name(ties));
+    SCOPED_TRACE(tie_rule_name(ties));
     CUDA_ASSERT(cudaMemset(count.ptr, 0, sizeof(unsigned long long)));
     count_encoder_mismatches<<<4096, 256>>>(ties, reinterpret_cast<unsigned long long*>(count.ptr));
     CUDA_ASSERT(cudaGetLastError());

@@ -142,16 +142,6 @@ const std::vector<GoldenBlock> kGolden = {
     {"bf16_weights", kRealistic, kModelOpt, 0x78, bytes({0xB6, 0xD1, 0x40}, 0x88)},
 };
 
-const char* rule_name(ScaleRule r) {
-  switch (r) {
-    case ScaleRule::ocp_floor: return "ocp_floor";
-    case ScaleRule::ceil: return "ceil";
-    case ScaleRule::even: return "even";
-    case ScaleRule::mse: return "mse";
-  }
-  return "?";
-}
-
 TEST(MxFp4Golden, HandDerivedBlocks) {
   for (const auto& g : kGolden) {
     std::array<float, 32> x{};
@@ -159,7 +149,7 @@ TEST(MxFp4Golden, HandDerivedBlocks) {
     std::array<uint8_t, 16> codes{};
     uint8_t scale = 0xAA;
     ASSERT_EQ(mxfp4_quantize_row_ref(x.data(), 32, codes.data(), &scale, g.opt), kRowOk) << g.name;
-    const std::string what = std::string(g.name) + " / " + rule_name(g.opt.scale) +
+    const std::string what = std::string(g.name) + " / " + scale_rule_name(g.opt.scale) +
                              (g.opt.ties == TieRule::toward_zero ? " / toward_zero" : "");
     EXPECT_EQ(scale, g.scale) << what;
     EXPECT_EQ(codes, g.codes) << what;
@@ -260,7 +250,7 @@ TEST(MxFp4, RequantizationIsIdempotent) {
     const Quantized q1 = quantize(x, o);
     const Quantized q2 = quantize(q1.values, o);
     const Quantized q3 = quantize(q2.values, o);
-    const std::string what = std::string(rule_name(o.scale)) +
+    const std::string what = std::string(scale_rule_name(o.scale)) +
                              (o.ties == TieRule::toward_zero ? "/toward_zero" : "/nearest_even");
     // toward_zero encodes +0 as -0 (ModelOpt), so there values are compared, not their bits.
     for (size_t i = 0; i < x.size(); ++i) {
@@ -294,10 +284,10 @@ TEST(MxFp4, ErrorBoundsPerRule) {
       max_ratio = std::max(max_ratio, v);
       const double err = std::fabs(static_cast<double>(x[i]) - q.values[i]) / X;
       const double bound = v > 6 ? v - 6 : (v < 2 ? .25 : (v < 4 ? .5 : 1.0));
-      ASSERT_LE(err, bound) << rule_name(o.scale) << " at " << i << " x=" << x[i];
+      ASSERT_LE(err, bound) << scale_rule_name(o.scale) << " at " << i << " x=" << x[i];
     }
     const double limit = o.scale == ScaleRule::ceil ? 6.0 : (o.scale == ScaleRule::even ? 7.0 : 8.0);
-    EXPECT_LT(max_ratio, limit + (o.scale == ScaleRule::ceil ? 1e-9 : 0.0)) << rule_name(o.scale);
+    EXPECT_LT(max_ratio, limit + (o.scale == ScaleRule::ceil ? 1e-9 : 0.0)) << scale_rule_name(o.scale);
   }
 }
 
@@ -321,8 +311,8 @@ TEST(MxFp4, GaussianSqnrBudget) {
   const ScaleRule rules[4] = {ScaleRule::ocp_floor, ScaleRule::ceil, ScaleRule::even, ScaleRule::mse};
   for (int r = 0; r < 4; ++r) {
     sq[r] = sqnr_db(x, quantize(x, MxOptions{rules[r], TieRule::nearest_even}).values);
-    std::printf("[ sqnr    ] mxfp4 %-9s N(0,1): %.2f dB\n", rule_name(rules[r]), sq[r]);
-    EXPECT_GT(sq[r], 15.0) << rule_name(rules[r]);
+    std::printf("[ sqnr    ] mxfp4 %-9s N(0,1): %.2f dB\n", scale_rule_name(rules[r]), sq[r]);
+    EXPECT_GT(sq[r], 15.0) << scale_rule_name(rules[r]);
   }
   EXPECT_GE(sq[3], std::max({sq[0], sq[1], sq[2]}));
 }

@@ -275,7 +275,7 @@ TEST_P(InteropModelOpt, OtherRoundingRulesDoNotReproduceModelOpt) {
   const io::HfCheckpoint mo(mo_dir.string());
   for (ScaleRule rule : {ScaleRule::ceil, ScaleRule::ocp_floor}) {
     const fs::path out = fs::temp_directory_path() / ("mxq_test_interop_rule_" + std::string(c.short_name) + "_" +
-                                                      std::string(quant::scale_rule_name(rule)) + "_" + std::to_string(::getpid()));
+                                                      std::string(scale_rule_name(rule)) + "_" + std::to_string(::getpid()));
     fs::remove_all(out);
     const quant::Recipe recipe = quant::with_scale_rule(quant::recipe_preset(c.preset), rule);
     quant::QuantizeOptions opt;
@@ -290,7 +290,7 @@ TEST_P(InteropModelOpt, OtherRoundingRulesDoNotReproduceModelOpt) {
       (a->name.ends_with("_scale") ? scales_differ : codes_differ) += 1;
     }
     // Ties to even changes codes only (the scale rule is still ceil); floor changes scales too.
-    EXPECT_GT(codes_differ, 0u) << quant::scale_rule_name(rule);
+    EXPECT_GT(codes_differ, 0u) << scale_rule_name(rule);
     if (rule == ScaleRule::ceil) EXPECT_EQ(scales_differ, 0u);
     else EXPECT_GT(scales_differ, 0u);
     fs::remove_all(out);

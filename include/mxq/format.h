@@ -251,6 +251,21 @@ enum class ScaleRule : uint8_t {
               // least squared error (ties prefer ocp_floor, then + 1); any MX reader decodes it
 };
 
+// The names the CLI, recipes, logs and docs use for the rules.
+inline constexpr ScaleRule kScaleRules[] = {ScaleRule::ocp_floor, ScaleRule::ceil, ScaleRule::even, ScaleRule::mse};
+MXQ_HD constexpr const char* scale_rule_name(ScaleRule r) {
+  switch (r) {
+    case ScaleRule::ocp_floor: return "ocp_floor";
+    case ScaleRule::ceil: return "ceil";
+    case ScaleRule::even: return "even";
+    case ScaleRule::mse: return "mse";
+  }
+  return "?";
+}
+MXQ_HD constexpr const char* tie_rule_name(TieRule t) {
+  return t == TieRule::nearest_even ? "nearest_even" : "toward_zero";
+}
+
 // The element type inside an MX block, as the scale rules see it.
 struct MxElement {
   int emax;           // exponent of the largest normal element (2 for E2M1, 8 for E4M3)

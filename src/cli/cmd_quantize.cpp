@@ -36,7 +36,7 @@ std::string format_str(const quant::Decision& d) {
   if (d.format.activation != quant::ActivationFormat::none)
     f += " / " + std::string(quant::activation_format_name(d.format.activation));
   if (d.format.weight == quant::WeightFormat::mxfp4 || d.format.weight == quant::WeightFormat::mxfp8_e4m3)
-    f += fmt::format(" ({}{})", quant::scale_rule_name(d.format.mx.scale),
+    f += fmt::format(" ({}{})", scale_rule_name(d.format.mx.scale),
                      d.format.mx.ties == TieRule::toward_zero ? ", ties toward zero" : "");
   return f;
 }

@@ -69,13 +69,6 @@ const std::vector<Recipe>& presets() {
 
 bool is_mx(WeightFormat f) { return f == WeightFormat::mxfp4 || f == WeightFormat::mxfp8_e4m3; }
 
-constexpr std::array<std::pair<ScaleRule, std::string_view>, 4> kScaleRuleNames{{
-    {ScaleRule::ocp_floor, "ocp_floor"},
-    {ScaleRule::ceil, "ceil"},
-    {ScaleRule::even, "even"},
-    {ScaleRule::mse, "mse"},
-}};
-
 }  // namespace
 
 const Recipe& recipe_preset(std::string_view name) {
@@ -126,15 +119,9 @@ std::string_view activation_format_name(ActivationFormat f) {
   return "?";
 }
 
-std::string_view scale_rule_name(ScaleRule r) {
-  for (const auto& [rule, name] : kScaleRuleNames)
-    if (rule == r) return name;
-  return "?";
-}
-
 std::optional<ScaleRule> scale_rule_from_name(std::string_view name) {
-  for (const auto& [rule, n] : kScaleRuleNames)
-    if (n == name) return rule;
+  for (ScaleRule rule : kScaleRules)
+    if (name == scale_rule_name(rule)) return rule;
   return std::nullopt;
 }
 

@@ -76,10 +76,10 @@ Recipe recipe_from_file(const std::string& path);
 // An error if the recipe has no MX weights to apply it to.
 Recipe with_scale_rule(Recipe recipe, ScaleRule rule);
 
-// Names as recipe files and the plan print them ("mxfp4", "fp8_e4m3_per_tensor_static", "ceil").
+// Names as recipe files and the plan print them ("mxfp4", "fp8_e4m3_per_tensor_static"; scale
+// rules by mxq::scale_rule_name, "ceil").
 std::string_view weight_format_name(WeightFormat f);
 std::string_view activation_format_name(ActivationFormat f);
-std::string_view scale_rule_name(ScaleRule r);
 std::optional<ScaleRule> scale_rule_from_name(std::string_view name);
 
 struct Decision {
