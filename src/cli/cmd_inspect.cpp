@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/text.h"
 #include "mxq/error.h"
 #include "mxq/io/gguf.h"
 #include "mxq/io/quantized_checkpoint.h"
@@ -20,12 +21,6 @@ struct InspectArgs {
   std::string path, out;
   bool tensors = false, dequantize = false, force = false;
 };
-
-std::string shape_str(const std::vector<uint64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 struct Totals { size_t tensors = 0; uint64_t params = 0, bytes = 0; };
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/text.h"
 #include "cli/progress.h"
 #include "mxq/error.h"
 #include "mxq/io/hf_checkpoint.h"
@@ -23,12 +24,6 @@ struct QuantizeArgs {
   int threads = 0;
   double max_shard_gb = 5.0;
 };
-
-std::string shape_str(const std::vector<uint64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 std::string format_str(const quant::Decision& d) {
   if (!d.quantize) return "keep";
