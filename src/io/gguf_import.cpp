@@ -202,31 +202,33 @@ ImportSummary import_gguf(const std::string& gguf_path, const std::string& out_d
                                  [](const GgufTensor& t) { return t.name == "output.weight"; });
   const Tokenizer tok = gpt2_tokenizer(g, shape.context);
 
-  CheckpointDir out(out_dir, force);
-  ImportSummary sum{"LlamaForCausalLM", 0, 0, 0};
-  std::vector<std::vector<uint16_t>> storage;  // BF16 bits, kept alive until the file is written
-  storage.reserve(g.tensors().size());
-  SafetensorsWriter w;
-  w.set_metadata("format", "pt");
-  size_t done = 0;
+  // Every name and shape is known from the GGUF header, so the file streams: one tensor in memory.
+  std::vector<TensorSpec> specs;
   for (const GgufTensor& t : g.tensors()) {
     const std::string name = hf_name(t.name);
     if (name.empty()) fail("{}: tensor '{}' has no place in a llama model", gguf_path, t.name);
+    specs.push_back({name, DType::bf16, t.shape()});
+  }
+  CheckpointDir out(out_dir, force);
+  ImportSummary sum{"LlamaForCausalLM", 0, 0, 0};
+  SafetensorsStreamWriter w(out.path("model.safetensors"), specs, {{"format", "pt"}});
+  for (size_t k = 0; k < specs.size(); ++k) {
+    const GgufTensor& t = g.tensors()[k];
+    const std::string& name = specs[k].name;
     std::vector<float> v = g.dequantize(t);
-    const std::vector<uint64_t> s = t.shape();
-    const uint64_t cols = s.back();
+    const uint64_t cols = specs[k].shape.back();
     if (name.ends_with("q_proj.weight")) v = unpermute_rope_rows(v, shape.heads, cols);
     if (name.ends_with("k_proj.weight")) v = unpermute_rope_rows(v, shape.kv_heads, cols);
-    auto& bits = storage.emplace_back(v.size());
+    std::vector<uint16_t> bits(v.size());
     for (size_t i = 0; i < v.size(); ++i) {
       if (!f32_is_finite(v[i])) fail("{}: tensor '{}' holds a non-finite value at element {}", gguf_path, t.name, i);
       bits[i] = bf16_from_f32(v[i]).bits;
     }
-    w.add(name, DType::bf16, s, {reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2});
+    w.append(name, {reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2});
     sum.tensors += 1, sum.parameters += v.size(), sum.bytes_written += bits.size() * 2;
-    if (progress) progress(++done, g.tensors().size(), name);
+    if (progress) progress(k + 1, specs.size(), name);
   }
-  w.write(out.path("model.safetensors"));
+  w.commit();
   out.write_json("config.json", llama_config(g, shape, tied));
   out.write_json("generation_config.json", tok.generation);
   out.write_json("tokenizer.json", tok.tokenizer);
