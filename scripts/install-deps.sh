@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config python3 python3-pip
-  libcli11-dev libfmt-dev nlohmann-json3-dev libhwy-dev
+  libcli11-dev libfmt-dev nlohmann-json3-dev libhwy-dev libpcre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
 )

@@ -1,0 +1,96 @@
+// mxq/runtime/linear_method.h — the quantization-layer interface (docs: ../shared/DESIGN.md).
+//
+// A model's linear layer holds one LinearMethod, chosen per layer by QuantConfig from the
+// checkpoint's quantization config. The model never looks at a weight format; it calls
+//
+//   create_weights(spec)                  -> the tensors the checkpoint must supply (names, shapes,
+//                                            accepted stored formats, whether optional)
+//   process_weights_after_loading(found)  -> take the loaded tensors, repack once if the kernel
+//                                            wants another layout (today: a copy or zero-copy view)
+//   apply(x [M, K] f32, M, y [M, N] f32)  -> y = x · Wᵀ (+ bias)
+//
+// Methods: Unquantized (BF16 / F16 / F32 weights) and Mxfp4Linear in three modes:
+//   W4A16  weights stay 4-bit in memory and are widened in registers; activations f32;
+//   W4A8   activations to FP8 E4M3, per token (dynamic) or by the checkpoint's static input_scale;
+//   W4A4   activations to MXFP4 per 32-block, ceil scale, ties to even (ModelOpt's W4A4 run time).
+// Where a checkpoint carries `<layer>.pre_quant_scale` [K] (AWQ, SmoothQuant), x is multiplied by it
+// before any activation quantization.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mxq/io/quantized_checkpoint.h"
+#include "mxq/kernels/cpu/thread_pool.h"
+
+namespace mxq::runtime {
+
+enum class Mxfp4Mode : uint8_t { w4a16, w4a8, w4a4 };
+const char* mxfp4_mode_name(Mxfp4Mode m);               // "W4A16", "W4A8", "W4A4"
+std::optional<Mxfp4Mode> mxfp4_mode_from_name(std::string_view s);  // case-insensitive
+
+// Which implementation apply() runs: the SIMD kernels, or the scalar definitions (tests compare
+// whole models run both ways).
+enum class KernelPath : uint8_t { simd, ref };
+
+// What the model asks of one linear layer: y[M, out] = x[M, in] · Wᵀ (+ b).
+struct LinearSpec {
+  std::string prefix;  // e.g. "model.layers.0.self_attn.q_proj"
+  size_t in = 0, out = 0;
+  bool bias = false;
+  std::string weight_name;  // the weight tensor if not `<prefix>.weight` (tied lm_head)
+};
+
+// A tensor a method asks the checkpoint for.
+struct WeightParam {
+  std::string name;                          // the full tensor name
+  std::vector<uint64_t> shape;               // logical shape; empty = a scalar ([] or [1])
+  std::vector<io::StoredFormat> formats;     // accepted stored formats
+  bool required = true;
+};
+
+// The tensors found for a layer's params, by full name (absent optional ones are missing).
+using LoadedWeights = std::map<std::string, const io::LogicalTensor*, std::less<>>;
+
+class LinearMethod {
+ public:
+  virtual ~LinearMethod() = default;
+  // e.g. "Unquantized(bf16)", "Mxfp4Linear(W4A8, static input_scale)"
+  virtual std::string describe() const = 0;
+  virtual std::vector<WeightParam> create_weights(const LinearSpec& spec) = 0;
+  virtual void process_weights_after_loading(const LoadedWeights& w) = 0;
+  virtual void apply(const float* x, size_t M, float* y, ThreadPool* pool) const = 0;
+  // Bytes of weight data apply() reads per call (codes + scales, or 16-bit values).
+  virtual size_t weight_bytes() const = 0;
+};
+
+std::unique_ptr<LinearMethod> make_unquantized_linear(KernelPath path);
+std::unique_ptr<LinearMethod> make_mxfp4_linear(Mxfp4Mode mode, KernelPath path);
+
+// Validates that `ck` has every required tensor of `params` in an accepted format and shape (an
+// error names the tensor), and returns what it found. `tensors` maps names to logical tensors.
+LoadedWeights find_weights(const std::vector<WeightParam>& params,
+                           const std::map<std::string, const io::LogicalTensor*, std::less<>>& tensors,
+                           const std::string& checkpoint_dir);
+
+// Which LinearMethod each layer gets, from the checkpoint's quantization config:
+//   config.json "quantization_config" {quant_algo, ignore, mxq_recipe}, else
+//   hf_quant_config.json {"quantization": {quant_algo, exclude_modules}}; neither = unquantized.
+struct QuantConfig {
+  std::string quant_algo;            // as the checkpoint spells it; "" = not quantized
+  std::vector<std::string> exclude;  // fnmatch patterns; a bare name also matches its children
+  Mxfp4Mode mode = Mxfp4Mode::w4a16;
+  std::string mode_reason;           // why this mode (recipe name, quant_algo, default, override)
+  KernelPath path = KernelPath::simd;
+
+  static QuantConfig from_checkpoint(const io::HfCheckpoint& ck,
+                                     std::optional<Mxfp4Mode> override_mode = std::nullopt);
+  bool excluded(std::string_view layer_prefix) const;
+  std::unique_ptr<LinearMethod> linear_method(std::string_view layer_prefix) const;
+};
+
+}  // namespace mxq::runtime

@@ -1,0 +1,115 @@
+// mxq/runtime/model.h — one decoder-only transformer definition for the dense architectures mxq
+// runs, read from config.json:
+//
+//   LlamaForCausalLM (Llama 2/3/3.1 with rope_scaling "llama3", SmolLM2, tied embeddings),
+//   MistralForCausalLM (as Llama; sliding_window is not applied), Qwen2ForCausalLM (q/k/v bias),
+//   Qwen3ForCausalLM (RMSNorm over each q and k head before RoPE).
+//
+// The architecture only sets features (bias, qk-norm, rope type); every linear layer is a
+// LinearMethod chosen by QuantConfig, so nothing here depends on how weights are stored.
+//
+// Shapes per layer for M tokens: x [M, hidden] (f32 residual stream), q [M, n_heads·head_dim],
+// k, v [M, n_kv_heads·head_dim], KV cache f32 [max_seq, n_kv_heads·head_dim] per layer.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mxq/format.h"
+#include "mxq/io/quantized_checkpoint.h"
+#include "mxq/runtime/linear_method.h"
+#include "mxq/runtime/tensor.h"
+
+namespace mxq::runtime {
+
+struct RopeConfig {
+  float theta = 10000.0f;
+  std::string type = "default";  // "default" or "llama3"
+  // llama3: factor, low_freq_factor, high_freq_factor, original_max_position_embeddings
+  float factor = 1.0f, low_freq_factor = 1.0f, high_freq_factor = 4.0f;
+  float original_max_position = 8192.0f;
+};
+
+struct ModelConfig {
+  std::string architecture;
+  size_t vocab = 0, hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  size_t max_position = 0;
+  float rms_eps = 1e-6f;
+  RopeConfig rope;
+  bool tie_embeddings = false;
+  bool qkv_bias = false, o_bias = false, mlp_bias = false;
+  bool qk_norm = false;
+
+  // An unsupported architecture or a missing / inconsistent field is an mxq::Error.
+  static ModelConfig from_json(const nlohmann::json& config, const std::string& where);
+};
+
+// The architectures from_json accepts.
+const std::vector<std::string>& supported_architectures();
+
+// RoPE inverse frequencies [head_dim / 2] (llama3 scaling applied), as transformers computes them.
+std::vector<float> rope_inv_freq(const RopeConfig& rope, size_t head_dim);
+
+struct ModelOptions {
+  std::optional<Mxfp4Mode> mode;      // override the checkpoint's MXFP4 activation mode
+  KernelPath path = KernelPath::simd;
+  int threads = 0;                    // 0: every hardware thread
+  size_t max_seq = 0;                 // KV cache length; 0: min(max_position_embeddings, 4096)
+};
+
+class Model {
+ public:
+  explicit Model(const std::string& dir, const ModelOptions& opt = {});
+  ~Model();
+
+  const ModelConfig& config() const { return cfg_; }
+  const QuantConfig& quant_config() const { return qcfg_; }
+  size_t max_seq() const { return max_seq_; }
+  // "<layer prefix>: <method>" for every linear layer, in model order.
+  std::vector<std::string> describe_layers() const;
+
+  // Runs tokens at positions start_pos .. start_pos + n - 1 (the KV cache must hold positions
+  // 0 .. start_pos - 1 from earlier calls) and returns logits [n, vocab] (all_logits) or [1, vocab]
+  // (the last position only). Errors: a token id outside the vocabulary, start_pos + n beyond the
+  // KV cache, start_pos beyond what the cache holds.
+  Tensor forward(std::span<const int32_t> tokens, size_t start_pos, bool all_logits = true);
+
+  // Greedy decoding: prefill `prompt` from position 0, then n_new argmax steps; returns the new ids.
+  std::vector<int32_t> generate_greedy(std::span<const int32_t> prompt, size_t n_new);
+
+ private:
+  struct Layer;
+  struct Linear {
+    std::string prefix;
+    std::unique_ptr<LinearMethod> method;
+    size_t in = 0, out = 0;
+    void operator()(const Tensor& x, Tensor& y, ThreadPool* pool) const;
+  };
+  Linear make_linear(const LinearSpec& spec);
+
+  ModelConfig cfg_;
+  QuantConfig qcfg_;
+  io::HfCheckpoint ck_;
+  std::vector<io::LogicalTensor> logical_;
+  std::map<std::string, const io::LogicalTensor*, std::less<>> by_name_;
+  std::unique_ptr<ThreadPool> pool_;
+  size_t max_seq_ = 0;
+  size_t cached_ = 0;  // positions the KV cache holds
+
+  std::vector<float> embed_f32_;        // embedding table [vocab, hidden] when not BF16
+  const mxq::bf16* embed_bf16_ = nullptr;  // or the mapped BF16 table
+  std::vector<Layer> layers_;
+  std::vector<float> final_norm_;
+  Linear lm_head_;
+  std::vector<float> inv_freq_;
+
+  // KV cache: per layer k and v, f32 [max_seq, kv_heads · head_dim].
+  std::vector<std::vector<float>> k_cache_, v_cache_;
+  // The activation arena: buffers sized by the largest M seen, reused by every call.
+  Tensor x_, h_, q_, k_, v_, attn_, o_, gate_, up_, down_;
+};
+
+}  // namespace mxq::runtime

@@ -1,0 +1,342 @@
+// The one decoder definition of mxq/runtime/model.h: Llama / Mistral / Qwen2 / Qwen3.
+#include "mxq/runtime/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include <fmt/format.h>
+
+#include "mxq/error.h"
+
+namespace mxq::runtime {
+
+const std::vector<std::string>& supported_architectures() {
+  static const std::vector<std::string> a{"LlamaForCausalLM", "MistralForCausalLM",
+                                          "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
+  return a;
+}
+
+namespace {
+
+size_t get_size(const nlohmann::json& c, const char* key, const std::string& where) {
+  if (!c.contains(key) || !c[key].is_number_integer() || c[key].get<int64_t>() <= 0)
+    fail("{}: config.json needs a positive integer '{}'", where, key);
+  return c[key].get<size_t>();
+}
+
+float get_float(const nlohmann::json& c, const char* key, float dflt) {
+  return c.contains(key) && c[key].is_number() ? c[key].get<float>() : dflt;
+}
+
+// RMSNorm as transformers computes it: y = x · rsqrt(mean(x²) + eps) · w (mean formed in double
+// here, which only removes summation-order error).
+void rms_norm(const float* x, const float* w, size_t n, float eps, float* y) {
+  double ss = 0.0;
+  for (size_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float r = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  for (size_t i = 0; i < n; ++i) y[i] = w[i] * (x[i] * r);
+}
+
+// rotate_half RoPE (transformers' Llama layout): element i pairs with i + d/2.
+void rope(float* v, size_t head_dim, const float* cos, const float* sin) {
+  const size_t half = head_dim / 2;
+  for (size_t i = 0; i < half; ++i) {
+    const float a = v[i], b = v[i + half];
+    v[i] = a * cos[i] - b * sin[i];
+    v[i + half] = b * cos[i] + a * sin[i];
+  }
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::from_json(const nlohmann::json& c, const std::string& where) {
+  ModelConfig m;
+  if (!c.contains("architectures") || !c["architectures"].is_array() || c["architectures"].empty())
+    fail("{}: config.json has no 'architectures' (supported: {})", where,
+         fmt::join(supported_architectures(), ", "));
+  m.architecture = c["architectures"][0].get<std::string>();
+  const auto& sup = supported_architectures();
+  if (std::find(sup.begin(), sup.end(), m.architecture) == sup.end())
+    fail("{}: architecture {} is not supported (supported: {})", where, m.architecture,
+         fmt::join(sup, ", "));
+  if (c.value("hidden_act", std::string("silu")) != "silu")
+    fail("{}: hidden_act '{}' is not supported (silu only)", where, c["hidden_act"].dump());
+
+  m.vocab = get_size(c, "vocab_size", where);
+  m.hidden = get_size(c, "hidden_size", where);
+  m.intermediate = get_size(c, "intermediate_size", where);
+  m.layers = get_size(c, "num_hidden_layers", where);
+  m.heads = get_size(c, "num_attention_heads", where);
+  m.kv_heads = c.contains("num_key_value_heads") && !c["num_key_value_heads"].is_null()
+                   ? get_size(c, "num_key_value_heads", where) : m.heads;
+  m.head_dim = c.contains("head_dim") && !c["head_dim"].is_null() ? get_size(c, "head_dim", where)
+                                                                  : m.hidden / m.heads;
+  m.max_position = c.contains("max_position_embeddings") ? get_size(c, "max_position_embeddings", where) : 2048;
+  if (m.heads % m.kv_heads != 0)
+    fail("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", where, m.heads, m.kv_heads);
+  if (m.head_dim % 2 != 0) fail("{}: head_dim {} is odd: RoPE needs pairs", where, m.head_dim);
+  m.rms_eps = get_float(c, "rms_norm_eps", 1e-6f);
+  m.tie_embeddings = c.value("tie_word_embeddings", false);
+
+  // RoPE: transformers 5 writes "rope_parameters" {rope_theta, rope_type, ...}; older configs
+  // "rope_theta" plus "rope_scaling" {rope_type | type, factor, ...} or null.
+  nlohmann::json rp = nlohmann::json::object();
+  if (c.contains("rope_parameters") && c["rope_parameters"].is_object()) rp = c["rope_parameters"];
+  else if (c.contains("rope_scaling") && c["rope_scaling"].is_object()) rp = c["rope_scaling"];
+  m.rope.theta = get_float(rp, "rope_theta", get_float(c, "rope_theta", 10000.0f));
+  m.rope.type = rp.value("rope_type", rp.value("type", std::string("default")));
+  if (m.rope.type == "llama3") {
+    m.rope.factor = get_float(rp, "factor", 8.0f);
+    m.rope.low_freq_factor = get_float(rp, "low_freq_factor", 1.0f);
+    m.rope.high_freq_factor = get_float(rp, "high_freq_factor", 4.0f);
+    m.rope.original_max_position = get_float(rp, "original_max_position_embeddings", 8192.0f);
+  } else if (m.rope.type != "default") {
+    fail("{}: rope type '{}' is not supported (default, llama3)", where, m.rope.type);
+  }
+
+  // Features by architecture; the rest of the model is shared.
+  if (m.architecture == "Qwen2ForCausalLM") {
+    m.qkv_bias = true;
+  } else {
+    m.qkv_bias = m.o_bias = c.value("attention_bias", false);
+    m.mlp_bias = c.value("mlp_bias", false);
+  }
+  m.qk_norm = m.architecture == "Qwen3ForCausalLM";
+  return m;
+}
+
+std::vector<float> rope_inv_freq(const RopeConfig& r, size_t head_dim) {
+  // float32 throughout, in transformers' order of operations:
+  // 1 / theta^(arange(0, d, 2) / d), then _compute_llama3_parameters.
+  std::vector<float> f(head_dim / 2);
+  for (size_t i = 0; i < f.size(); ++i) {
+    const float e = static_cast<float>(2 * i) / static_cast<float>(head_dim);
+    f[i] = 1.0f / std::pow(r.theta, e);
+  }
+  if (r.type == "llama3") {
+    const float low_wavelen = r.original_max_position / r.low_freq_factor;
+    const float high_wavelen = r.original_max_position / r.high_freq_factor;
+    for (float& inv : f) {
+      const float wavelen = 2.0f * std::numbers::pi_v<float> / inv;
+      const float scaled = wavelen > low_wavelen ? inv / r.factor : inv;
+      if (wavelen < high_wavelen || wavelen > low_wavelen) {
+        inv = scaled;
+      } else {
+        const float smooth = (r.original_max_position / wavelen - r.low_freq_factor) /
+                             (r.high_freq_factor - r.low_freq_factor);
+        inv = (1.0f - smooth) * scaled / r.factor + smooth * scaled;
+      }
+    }
+  }
+  return f;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Model::Layer {
+  std::vector<float> attn_norm, mlp_norm, q_norm, k_norm;
+  Linear q, k, v, o, gate, up, down;
+};
+
+void Model::Linear::operator()(const Tensor& x, Tensor& y, ThreadPool* pool) const {
+  y.resize(x.rows(), out);
+  method->apply(x.data(), x.rows(), y.data(), pool);
+}
+
+Model::Linear Model::make_linear(const LinearSpec& spec) {
+  Linear l;
+  l.prefix = spec.prefix;
+  l.in = spec.in;
+  l.out = spec.out;
+  l.method = qcfg_.linear_method(spec.prefix);
+  const LoadedWeights w = find_weights(l.method->create_weights(spec), by_name_, ck_.dir());
+  l.method->process_weights_after_loading(w);
+  return l;
+}
+
+Model::Model(const std::string& dir, const ModelOptions& opt) : ck_(dir) {
+  cfg_ = ModelConfig::from_json(ck_.config(), dir);
+  qcfg_ = QuantConfig::from_checkpoint(ck_, opt.mode);
+  qcfg_.path = opt.path;
+  logical_ = io::logical_tensors(ck_);
+  for (const auto& t : logical_) by_name_.emplace(t.name, &t);
+  pool_ = std::make_unique<ThreadPool>(opt.threads);
+  max_seq_ = opt.max_seq ? opt.max_seq : std::min<size_t>(cfg_.max_position, 4096);
+
+  const ModelConfig& c = cfg_;
+  // Dense tensors (embeddings, norms) by the same declare-and-find path as the linear layers.
+  const auto dense = [&](const std::string& name, std::vector<uint64_t> shape) {
+    const LoadedWeights w = find_weights({{name, std::move(shape), {io::StoredFormat::dense}, true}}, by_name_, dir);
+    return w.begin()->second;
+  };
+  const io::LogicalTensor* emb = dense("model.embed_tokens.weight", {c.vocab, c.hidden});
+  if (emb->data->dtype == io::DType::bf16) embed_bf16_ = reinterpret_cast<const mxq::bf16*>(emb->data->data.data());
+  else embed_f32_ = io::dequantize(*emb);
+
+  const size_t q_dim = c.heads * c.head_dim, kv_dim = c.kv_heads * c.head_dim;
+  layers_.resize(c.layers);
+  for (size_t i = 0; i < c.layers; ++i) {
+    const std::string p = fmt::format("model.layers.{}.", i);
+    Layer& L = layers_[i];
+    L.attn_norm = io::dequantize(*dense(p + "input_layernorm.weight", {c.hidden}));
+    L.mlp_norm = io::dequantize(*dense(p + "post_attention_layernorm.weight", {c.hidden}));
+    if (c.qk_norm) {
+      L.q_norm = io::dequantize(*dense(p + "self_attn.q_norm.weight", {c.head_dim}));
+      L.k_norm = io::dequantize(*dense(p + "self_attn.k_norm.weight", {c.head_dim}));
+    }
+    L.q = make_linear({p + "self_attn.q_proj", c.hidden, q_dim, c.qkv_bias, ""});
+    L.k = make_linear({p + "self_attn.k_proj", c.hidden, kv_dim, c.qkv_bias, ""});
+    L.v = make_linear({p + "self_attn.v_proj", c.hidden, kv_dim, c.qkv_bias, ""});
+    L.o = make_linear({p + "self_attn.o_proj", q_dim, c.hidden, c.o_bias, ""});
+    L.gate = make_linear({p + "mlp.gate_proj", c.hidden, c.intermediate, c.mlp_bias, ""});
+    L.up = make_linear({p + "mlp.up_proj", c.hidden, c.intermediate, c.mlp_bias, ""});
+    L.down = make_linear({p + "mlp.down_proj", c.intermediate, c.hidden, c.mlp_bias, ""});
+  }
+  final_norm_ = io::dequantize(*dense("model.norm.weight", {c.hidden}));
+  lm_head_ = make_linear({"lm_head", c.hidden, c.vocab, false,
+                          c.tie_embeddings ? "model.embed_tokens.weight" : ""});
+  inv_freq_ = rope_inv_freq(c.rope, c.head_dim);
+  k_cache_.assign(c.layers, std::vector<float>(max_seq_ * kv_dim));
+  v_cache_.assign(c.layers, std::vector<float>(max_seq_ * kv_dim));
+}
+
+Model::~Model() = default;
+
+std::vector<std::string> Model::describe_layers() const {
+  std::vector<std::string> r;
+  for (const Layer& L : layers_)
+    for (const Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
+      r.push_back(l->prefix + ": " + l->method->describe());
+  r.push_back(lm_head_.prefix + ": " + lm_head_.method->describe());
+  return r;
+}
+
+Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool all_logits) {
+  const ModelConfig& c = cfg_;
+  const size_t M = tokens.size();
+  if (M == 0) fail("forward: no tokens");
+  if (start_pos > cached_)
+    fail("forward: start_pos {} is past the {} positions the KV cache holds", start_pos, cached_);
+  if (start_pos + M > max_seq_)
+    fail("forward: {} tokens at position {} exceed the context of {} positions", M, start_pos, max_seq_);
+  for (size_t m = 0; m < M; ++m)
+    if (tokens[m] < 0 || static_cast<size_t>(tokens[m]) >= c.vocab)
+      fail("forward: token id {} at index {} is outside the vocabulary [0, {})", tokens[m], m, c.vocab);
+
+  ThreadPool* pool = pool_.get();
+  const size_t H = c.hidden, hd = c.head_dim, kv_dim = c.kv_heads * hd;
+  const size_t group = c.heads / c.kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+
+  x_.resize(M, H);
+  for (size_t m = 0; m < M; ++m) {
+    const size_t t = static_cast<size_t>(tokens[m]);
+    float* xr = x_.row(m);
+    if (embed_bf16_) for (size_t i = 0; i < H; ++i) xr[i] = bf16_to_f32(embed_bf16_[t * H + i]);
+    else std::copy_n(embed_f32_.data() + t * H, H, xr);
+  }
+  // cos / sin [M, hd/2] for the positions of this call.
+  std::vector<float> cos_t(M * hd / 2), sin_t(M * hd / 2);
+  for (size_t m = 0; m < M; ++m)
+    for (size_t i = 0; i < hd / 2; ++i) {
+      const float ang = inv_freq_[i] * static_cast<float>(start_pos + m);
+      cos_t[m * hd / 2 + i] = static_cast<float>(std::cos(static_cast<double>(ang)));
+      sin_t[m * hd / 2 + i] = static_cast<float>(std::sin(static_cast<double>(ang)));
+    }
+
+  h_.resize(M, H);
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    const Layer& L = layers_[li];
+    for (size_t m = 0; m < M; ++m) rms_norm(x_.row(m), L.attn_norm.data(), H, c.rms_eps, h_.row(m));
+    L.q(h_, q_, pool);
+    L.k(h_, k_, pool);
+    L.v(h_, v_, pool);
+    for (size_t m = 0; m < M; ++m) {
+      const float* cs = cos_t.data() + m * hd / 2;
+      const float* sn = sin_t.data() + m * hd / 2;
+      for (size_t h = 0; h < c.heads; ++h) {
+        float* qh = q_.row(m) + h * hd;
+        if (c.qk_norm) rms_norm(qh, L.q_norm.data(), hd, c.rms_eps, qh);
+        rope(qh, hd, cs, sn);
+      }
+      for (size_t h = 0; h < c.kv_heads; ++h) {
+        float* kh = k_.row(m) + h * hd;
+        if (c.qk_norm) rms_norm(kh, L.k_norm.data(), hd, c.rms_eps, kh);
+        rope(kh, hd, cs, sn);
+      }
+      std::copy_n(k_.row(m), kv_dim, k_cache_[li].data() + (start_pos + m) * kv_dim);
+      std::copy_n(v_.row(m), kv_dim, v_cache_[li].data() + (start_pos + m) * kv_dim);
+    }
+    // Causal grouped-query attention: query (m, h) sees positions 0 .. start_pos + m of KV head
+    // h / group. softmax in f32 with the max subtracted.
+    attn_.resize(M, c.heads * hd);
+    const float* kc = k_cache_[li].data();
+    const float* vc = v_cache_[li].data();
+    pool->parallel_for(M * c.heads, 1, [&](size_t b, size_t e) {
+      std::vector<float> p(start_pos + M);
+      for (size_t it = b; it < e; ++it) {
+        const size_t m = it / c.heads, h = it % c.heads, kvh = h / group;
+        const size_t T = start_pos + m + 1;
+        const float* qh = q_.row(m) + h * hd;
+        float mx = -INFINITY;
+        for (size_t t = 0; t < T; ++t) {
+          const float* kt = kc + t * kv_dim + kvh * hd;
+          float s = 0.0f;
+          for (size_t i = 0; i < hd; ++i) s += qh[i] * kt[i];
+          p[t] = s * scale;
+          mx = std::max(mx, p[t]);
+        }
+        float sum = 0.0f;
+        for (size_t t = 0; t < T; ++t) sum += (p[t] = std::exp(p[t] - mx));
+        const float inv = 1.0f / sum;
+        float* out = attn_.row(m) + h * hd;
+        std::fill_n(out, hd, 0.0f);
+        for (size_t t = 0; t < T; ++t) {
+          const float* vt = vc + t * kv_dim + kvh * hd;
+          const float w = p[t] * inv;
+          for (size_t i = 0; i < hd; ++i) out[i] += w * vt[i];
+        }
+      }
+    });
+    L.o(attn_, o_, pool);
+    for (size_t i = 0; i < M * H; ++i) x_.data()[i] += o_.data()[i];
+
+    for (size_t m = 0; m < M; ++m) rms_norm(x_.row(m), L.mlp_norm.data(), H, c.rms_eps, h_.row(m));
+    L.gate(h_, gate_, pool);
+    L.up(h_, up_, pool);
+    for (size_t i = 0; i < gate_.size(); ++i) {
+      const float g = gate_.data()[i];
+      gate_.data()[i] = g / (1.0f + std::exp(-g)) * up_.data()[i];  // SiLU(gate) · up
+    }
+    L.down(gate_, down_, pool);
+    for (size_t i = 0; i < M * H; ++i) x_.data()[i] += down_.data()[i];
+  }
+  cached_ = start_pos + M;
+
+  const size_t first = all_logits ? 0 : M - 1;
+  h_.resize(M - first, H);
+  for (size_t m = first; m < M; ++m) rms_norm(x_.row(m), final_norm_.data(), H, c.rms_eps, h_.row(m - first));
+  Tensor logits;
+  lm_head_(h_, logits, pool);
+  return logits;
+}
+
+std::vector<int32_t> Model::generate_greedy(std::span<const int32_t> prompt, size_t n_new) {
+  std::vector<int32_t> out;
+  if (n_new == 0) return out;
+  const auto argmax = [](const Tensor& l) {
+    const float* r = l.row(l.rows() - 1);
+    return static_cast<int32_t>(std::max_element(r, r + l.cols()) - r);  // first maximum, as torch
+  };
+  Tensor logits = forward(prompt, 0, false);
+  out.push_back(argmax(logits));
+  while (out.size() < n_new) {
+    const int32_t t = out.back();
+    logits = forward(std::span<const int32_t>(&t, 1), prompt.size() + out.size() - 1, false);
+    out.push_back(argmax(logits));
+  }
+  return out;
+}
+
+}  // namespace mxq::runtime

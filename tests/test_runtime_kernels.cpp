@@ -1,0 +1,331 @@
+// The CPU GEMM kernels and every LinearMethod mode against their scalar references, on fresh random
+// data at awkward sizes (K a multiple of 32 but not of 128, N not a multiple of any tile, M in
+// {1, 2, 3, 7, 33}), on every Highway target this CPU has, with and without the thread pool.
+//
+// Tolerance (derived, tier 2 of DESIGN.md): the references decode every weight and activation
+// exactly to f32, form products and sums in double and round once, so they are the exact sum to
+// within 2^-53·K·Σ|x·w| plus one final f32 rounding. The SIMD paths decode the same f32 values
+// (exactly: BF16 is an f32 prefix, E2M1 × 2^e is a small integer times a power of two) and sum in
+// f32 with fused multiply-adds, each lane sequentially over K/L terms, then a reduction over L
+// lanes, then (bf16 tails) up to L-1 scalar FMAs. Each FMA rounds once; the classical bound for
+// recursive summation gives |Σ̂ − Σ| ≤ γ_n · Σ|x·w| with n the longest chain of roundings
+// (K/L + log2 L + L ≤ K + 1 for every L ≥ 1) and γ_n = n·u/(1 − n·u), u = 2^-24. So we assert
+//     |y − y_ref| ≤ (K + 2) · 2^-24 · Σ_k |x_k · w_k|   (+ the ref's final rounding, inside the +2),
+// computed per output element in double from the same decoded values. It is a worst-case bound
+// (typical errors are ~√K smaller); it fails on any decode error, which moves y by a whole weight.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "mxq/format_ref.h"
+#include "mxq/kernels/cpu/gemm.h"
+#include "mxq/kernels/cpu/mx_convert.h"
+#include "mxq/kernels/cpu/thread_pool.h"
+#include "mxq/runtime/linear_method.h"
+
+namespace mxq {
+namespace {
+
+constexpr size_t kMs[] = {1, 2, 3, 7, 33};
+constexpr size_t kNs[] = {1, 13, 67};
+constexpr size_t kMxKs[] = {32, 96, 160, 288};       // multiples of 32, not of 128
+constexpr size_t kDenseKs[] = {1, 37, 100, 288};     // BF16 / F32: any K, tails mid-vector
+
+template <class Fn>
+void for_each_target(Fn fn) {
+  const std::vector<std::string> targets = cpu_simd_targets();
+  ASSERT_FALSE(targets.empty());
+  for (const std::string& t : targets) {
+    ASSERT_TRUE(cpu_simd_force_target(t)) << t;
+    SCOPED_TRACE("target " + t);
+    fn();
+  }
+  cpu_simd_force_target("");
+}
+
+std::vector<float> randn(size_t n, std::mt19937& rng, float sd = 1.0f) {
+  std::normal_distribution<float> d(0.0f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+struct Mxfp4Weights {
+  std::vector<uint8_t> codes, scales;
+  std::vector<float> dense;  // decoded, [N, K]
+};
+
+// Random codes (every nibble, ±0 included) and scales 2^-12 .. 2^3 (no overflow, no NaN).
+Mxfp4Weights random_mxfp4(size_t N, size_t K, std::mt19937& rng) {
+  Mxfp4Weights w;
+  w.codes.resize(N * K / 2);
+  w.scales.resize(N * K / kMxBlock);
+  std::uniform_int_distribution<int> byte(0, 255), sc(kE8M0Bias - 12, kE8M0Bias + 3);
+  for (auto& c : w.codes) c = static_cast<uint8_t>(byte(rng));
+  for (auto& s : w.scales) s = static_cast<uint8_t>(sc(rng));
+  w.dense.resize(N * K);
+  mxfp4_dequantize_row_ref(w.codes.data(), w.scales.data(), N * K, w.dense.data());
+  return w;
+}
+
+// |y − y_ref| ≤ (K + 2)·2^-24·Σ|x·w| for every element (see the top of the file); also checks the
+// data is not degenerate (some output is nonzero).
+void expect_close(const std::vector<float>& y, const std::vector<float>& ref,
+                  const std::vector<float>& x, const std::vector<float>& w, size_t M, size_t N,
+                  size_t K) {
+  double largest = 0.0;
+  for (size_t m = 0; m < M; ++m)
+    for (size_t n = 0; n < N; ++n) {
+      double sabs = 0.0;
+      for (size_t k = 0; k < K; ++k) sabs += std::fabs(static_cast<double>(x[m * K + k]) * w[n * K + k]);
+      const double tol = static_cast<double>(K + 2) * 0x1p-24 * sabs;
+      const double d = std::fabs(static_cast<double>(y[m * N + n]) - ref[m * N + n]);
+      ASSERT_LE(d, tol) << "m " << m << " n " << n << " y " << y[m * N + n] << " ref " << ref[m * N + n];
+      largest = std::max(largest, std::fabs(static_cast<double>(ref[m * N + n])));
+    }
+  EXPECT_GT(largest, 0.0);
+}
+
+TEST(ThreadPool, EveryIndexOnceOverManyJobs) {
+  ThreadPool pool(3);
+  for (size_t job = 0; job < 2000; ++job) {
+    const size_t n = 1 + job % 97;
+    std::vector<std::atomic<int>> hits(n);
+    pool.parallel_for(n, 1, [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i) hits[i].fetch_add(1);
+    });
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "job " << job << " index " << i;
+  }
+}
+
+TEST(ThreadPool, NestedCallsRunInline) {
+  ThreadPool pool(2);
+  std::atomic<size_t> total{0};
+  pool.parallel_for(8, 1, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i)
+      pool.parallel_for(10, 1, [&](size_t b2, size_t e2) { total += e2 - b2; });
+  });
+  EXPECT_EQ(total.load(), 80u);
+}
+
+TEST(Gemm, Bf16AndF32MatchReference) {
+  std::mt19937 rng(101);
+  ThreadPool pool(3);
+  for_each_target([&] {
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool})
+      for (size_t K : kDenseKs)
+        for (size_t N : kNs)
+          for (size_t M : kMs) {
+            SCOPED_TRACE(testing::Message() << "M " << M << " N " << N << " K " << K << " pool " << (p != nullptr));
+            const auto x = randn(M * K, rng);
+            const auto wf = randn(N * K, rng, 0.1f);
+            std::vector<bf16> wb(N * K);
+            std::vector<float> wbf(N * K);
+            for (size_t i = 0; i < wf.size(); ++i) {
+              wb[i] = bf16_from_f32(wf[i]);
+              wbf[i] = bf16_to_f32(wb[i]);
+            }
+            std::vector<float> y(M * N), ref(M * N);
+            gemm_bf16(x.data(), M, K, wb.data(), N, y.data(), p);
+            gemm_bf16_ref(x.data(), M, K, wb.data(), N, ref.data());
+            expect_close(y, ref, x, wbf, M, N, K);
+            gemm_f32(x.data(), M, K, wf.data(), N, y.data(), p);
+            gemm_f32_ref(x.data(), M, K, wf.data(), N, ref.data());
+            expect_close(y, ref, x, wf, M, N, K);
+          }
+  });
+}
+
+TEST(Gemm, Mxfp4MatchesReference) {
+  std::mt19937 rng(202);
+  ThreadPool pool(2);
+  for_each_target([&] {
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool})
+      for (size_t K : kMxKs)
+        for (size_t N : kNs)
+          for (size_t M : kMs) {
+            SCOPED_TRACE(testing::Message() << "M " << M << " N " << N << " K " << K << " pool " << (p != nullptr));
+            const auto x = randn(M * K, rng);
+            const Mxfp4Weights w = random_mxfp4(N, K, rng);
+            std::vector<float> y(M * N), ref(M * N);
+            gemm_mxfp4(x.data(), M, K, w.codes.data(), w.scales.data(), N, y.data(), p);
+            gemm_mxfp4_ref(x.data(), M, K, w.codes.data(), w.scales.data(), N, ref.data());
+            expect_close(y, ref, x, w.dense, M, N, K);
+          }
+  });
+}
+
+// Integer-valued inputs (tier 1): x in {-3..3}, weights with scale 2^0 are small integers / 2, so
+// every partial sum is exact in f32 and the SIMD GEMV equals the reference bit for bit.
+TEST(Gemm, Mxfp4ExactOnIntegerData) {
+  std::mt19937 rng(303);
+  const size_t M = 1, N = 19, K = 160;
+  std::uniform_int_distribution<int> xi(-3, 3), byte(0, 255);
+  std::vector<float> x(M * K);
+  for (auto& v : x) v = static_cast<float>(xi(rng));
+  std::vector<uint8_t> codes(N * K / 2), scales(N * K / kMxBlock, kE8M0Bias);
+  for (auto& c : codes) c = static_cast<uint8_t>(byte(rng));
+  for_each_target([&] {
+    std::vector<float> y(M * N), ref(M * N);
+    gemm_mxfp4(x.data(), M, K, codes.data(), scales.data(), N, y.data(), nullptr);
+    gemm_mxfp4_ref(x.data(), M, K, codes.data(), scales.data(), N, ref.data());
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], ref[i]) << i;
+  });
+}
+
+TEST(ActivationQuant, Fp8DynamicAndStatic) {
+  std::mt19937 rng(404);
+  const size_t K = 96;
+  const auto x = randn(K, rng, 3.0f);
+  std::vector<float> xq(K);
+  const float s = act_fp8_quantize_row(x.data(), K, 0.0f, xq.data());
+  float amax = 0;
+  for (float v : x) amax = std::max(amax, std::fabs(v));
+  EXPECT_EQ(s, amax / 448.0f);
+  for (size_t k = 0; k < K; ++k) {
+    // Every x̂ is an E4M3 value times s; RNE with 3 mantissa bits: relative error ≤ 2^-4 for
+    // normal values, absolute ≤ 2^-10·s (half the subnormal step 2^-9) below them.
+    const float q = xq[k] / s;
+    EXPECT_EQ(e4m3_to_f32(e4m3_from_f32(q)), q) << k;
+    EXPECT_LE(std::fabs(xq[k] - x[k]), std::max(std::fabs(x[k]) * 0x1p-4f, 0x1p-10f * s) * 1.0001f) << k;
+  }
+  // Static: the checkpoint's scale, saturating at 448·s.
+  const float st = amax / 800.0f;
+  act_fp8_quantize_row(x.data(), K, st, xq.data());
+  for (size_t k = 0; k < K; ++k) EXPECT_LE(std::fabs(xq[k]), 448.0f * st * 1.0000001f);
+}
+
+TEST(ActivationQuant, Mxfp4IsModelOptW4A4Rule) {
+  // The SIMD converter with the same options gives the same values (and it is tested bit for bit
+  // against the reference in test_cpu_simd.cpp): ceil scale, ties to even.
+  std::mt19937 rng(505);
+  const size_t K = 160;
+  const auto x = randn(K, rng);
+  std::vector<float> xq(K), via(K);
+  act_mxfp4_quantize_row(x.data(), K, xq.data());
+  std::vector<uint8_t> codes(K / 2), scales(K / 32);
+  mxfp4_quantize(x.data(), ElemType::f32, K, codes.data(), scales.data(),
+                 MxOptions{ScaleRule::ceil, TieRule::nearest_even, NonFinite::error}, 1);
+  mxfp4_dequantize(codes.data(), scales.data(), K, via.data(), ElemType::f32, 1);
+  for (size_t k = 0; k < K; ++k) ASSERT_EQ(xq[k], via[k]) << k;
+}
+
+// ---- LinearMethods on hand-made tensors ----
+
+struct FakeLayer {
+  io::TensorView wv, sv, pqs_v, in_v, bias_v;
+  io::LogicalTensor w, pqs, in_scale, bias;
+  std::vector<float> pqs_data, bias_data;
+  float in_scale_data = 0.0f;
+  runtime::LoadedWeights loaded(const runtime::LinearSpec& s, bool with_pqs, bool with_in) const {
+    runtime::LoadedWeights l{{s.prefix + ".weight", &w}};
+    if (with_pqs) l.emplace(s.prefix + ".pre_quant_scale", &pqs);
+    if (with_in) l.emplace(s.prefix + ".input_scale", &in_scale);
+    if (s.bias) l.emplace(s.prefix + ".bias", &bias);
+    return l;
+  }
+};
+
+io::TensorView f32_view(const std::string& name, const std::vector<float>& v, std::vector<uint64_t> shape) {
+  return io::TensorView{name, io::DType::f32, std::move(shape),
+                        {reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4}};
+}
+
+TEST(LinearMethod, EveryMxfp4ModeMatchesItsReference) {
+  std::mt19937 rng(606);
+  ThreadPool pool(2);
+  const size_t K = 288, N = 67;
+  const Mxfp4Weights wq = random_mxfp4(N, K, rng);
+  FakeLayer f;
+  f.wv = io::TensorView{"l.weight", io::DType::u8, {N, K / 2}, {wq.codes.data(), wq.codes.size()}};
+  f.sv = io::TensorView{"l.weight_scale", io::DType::u8, {N, K / 32}, {wq.scales.data(), wq.scales.size()}};
+  f.w = io::LogicalTensor{"l.weight", io::StoredFormat::mxfp4, {N, K}, &f.wv, &f.sv, nullptr};
+  f.pqs_data = randn(K, rng, 0.3f);
+  for (auto& v : f.pqs_data) v = 1.0f + v;
+  f.pqs_v = f32_view("l.pre_quant_scale", f.pqs_data, {K});
+  f.pqs = io::LogicalTensor{"l.pre_quant_scale", io::StoredFormat::dense, {K}, &f.pqs_v, nullptr, nullptr};
+  f.bias_data = randn(N, rng);
+  f.bias_v = f32_view("l.bias", f.bias_data, {N});
+  f.bias = io::LogicalTensor{"l.bias", io::StoredFormat::dense, {N}, &f.bias_v, nullptr, nullptr};
+  static std::vector<float> in_scale{0.02f};
+  f.in_v = f32_view("l.input_scale", in_scale, {});
+  f.in_scale = io::LogicalTensor{"l.input_scale", io::StoredFormat::dense, {}, &f.in_v, nullptr, nullptr};
+
+  using runtime::Mxfp4Mode;
+  for (Mxfp4Mode mode : {Mxfp4Mode::w4a16, Mxfp4Mode::w4a8, Mxfp4Mode::w4a4})
+    for (bool pqs : {false, true})
+      for (bool with_in : {false, true}) {
+        if (with_in && mode != Mxfp4Mode::w4a8) continue;
+        for (bool bias : {false, true})
+          for (size_t M : kMs) {
+            SCOPED_TRACE(testing::Message() << runtime::mxfp4_mode_name(mode) << " pqs " << pqs
+                                            << " input_scale " << with_in << " bias " << bias << " M " << M);
+            const runtime::LinearSpec spec{"l", K, N, bias, ""};
+            auto simd = runtime::make_mxfp4_linear(mode, runtime::KernelPath::simd);
+            auto ref = runtime::make_mxfp4_linear(mode, runtime::KernelPath::ref);
+            for (auto* m : {simd.get(), ref.get()}) {
+              m->create_weights(spec);
+              m->process_weights_after_loading(f.loaded(spec, pqs, with_in));
+            }
+            const auto x = randn(M * K, rng);
+            std::vector<float> y(M * N), yr(M * N);
+            simd->apply(x.data(), M, y.data(), &pool);
+            ref->apply(x.data(), M, yr.data(), nullptr);
+            // The activations both paths multiply: x·pqs, then the mode's quantizer (shared code).
+            std::vector<float> xe(M * K), xs(K);
+            for (size_t m = 0; m < M; ++m) {
+              for (size_t k = 0; k < K; ++k) xs[k] = x[m * K + k] * (pqs ? f.pqs_data[k] : 1.0f);
+              float* o = xe.data() + m * K;
+              if (mode == Mxfp4Mode::w4a8) act_fp8_quantize_row(xs.data(), K, with_in ? in_scale[0] : 0.0f, o);
+              else if (mode == Mxfp4Mode::w4a4) act_mxfp4_quantize_row(xs.data(), K, o);
+              else std::copy(xs.begin(), xs.end(), o);
+            }
+            if (bias)  // the bias adds one more rounding on each side: compare without it
+              for (size_t m = 0; m < M; ++m)
+                for (size_t n = 0; n < N; ++n) {
+                  y[m * N + n] -= f.bias_data[n];
+                  yr[m * N + n] -= f.bias_data[n];
+                }
+            expect_close(y, yr, xe, wq.dense, M, N, K);
+          }
+      }
+}
+
+TEST(LinearMethod, UnquantizedMatchesReference) {
+  std::mt19937 rng(707);
+  const size_t K = 100, N = 13;
+  const auto wf = randn(N * K, rng, 0.1f);
+  std::vector<uint16_t> wb(N * K);
+  std::vector<float> wbf(N * K);
+  for (size_t i = 0; i < wf.size(); ++i) {
+    wb[i] = bf16_from_f32(wf[i]).bits;
+    wbf[i] = bf16_to_f32(bf16{wb[i]});
+  }
+  const io::TensorView v_bf{"l.weight", io::DType::bf16, {N, K}, {reinterpret_cast<const uint8_t*>(wb.data()), wb.size() * 2}};
+  const io::TensorView v_f32 = f32_view("l.weight", wf, {N, K});
+  for (const io::TensorView* v : {&v_bf, &v_f32}) {
+    const io::LogicalTensor t{"l.weight", io::StoredFormat::dense, {N, K}, v, nullptr, nullptr};
+    for (size_t M : kMs) {
+      auto simd = runtime::make_unquantized_linear(runtime::KernelPath::simd);
+      auto ref = runtime::make_unquantized_linear(runtime::KernelPath::ref);
+      const runtime::LinearSpec spec{"l", K, N, false, ""};
+      for (auto* m : {simd.get(), ref.get()}) {
+        m->create_weights(spec);
+        m->process_weights_after_loading({{"l.weight", &t}});
+      }
+      const auto x = randn(M * K, rng);
+      std::vector<float> y(M * N), yr(M * N);
+      simd->apply(x.data(), M, y.data(), nullptr);
+      ref->apply(x.data(), M, yr.data(), nullptr);
+      expect_close(y, yr, x, v == &v_bf ? wbf : wf, M, N, K);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mxq

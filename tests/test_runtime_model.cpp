@@ -1,0 +1,345 @@
+// The runtime's model against transformers (golden logits), ModelOpt's MXFP4 exports against the
+// same model with their weights dequantized, every Mxfp4Linear mode against its reference path,
+// QuantConfig's choices, and the errors a user can run into.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mxq/error.h"
+#include "mxq/io/quantized_checkpoint.h"
+#include "mxq/runtime/model.h"
+
+namespace mxq::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kFixtures = MXQ_FIXTURE_DIR;
+const std::string kBf16 = kFixtures + "/tiny_llama_bf16";
+const std::string kDefault = kFixtures + "/modelopt_tiny_llama_mxfp4_default";
+const std::string kW4A8 = kFixtures + "/modelopt_tiny_llama_w4a8_mxfp4_fp8";
+const std::string kMlpOnly = kFixtures + "/modelopt_tiny_llama_mxfp4_mlp_weight_only";
+
+nlohmann::json golden() {
+  std::ifstream f(std::string(MXQ_GOLDEN_DIR) + "/tiny_llama_logits.json");
+  return nlohmann::json::parse(f);
+}
+
+struct Diff {
+  double max_abs = 0, max_ref = 0, rms = 0, rms_ref = 0;
+  size_t top1_agree = 0, rows = 0;
+};
+
+// a, b: [rows, vocab] logits.
+Diff compare(const Tensor& a, const std::vector<std::vector<float>>& b) {
+  Diff d;
+  double ss = 0, ssr = 0;
+  for (size_t r = 0; r < a.rows(); ++r) {
+    size_t ia = 0, ib = 0;
+    for (size_t v = 0; v < a.cols(); ++v) {
+      const double x = a.row(r)[v], y = b[r][v];
+      d.max_abs = std::max(d.max_abs, std::fabs(x - y));
+      d.max_ref = std::max(d.max_ref, std::fabs(y));
+      ss += (x - y) * (x - y);
+      ssr += y * y;
+      if (a.row(r)[v] > a.row(r)[ia]) ia = v;
+      if (b[r][v] > b[r][ib]) ib = v;
+    }
+    d.top1_agree += ia == ib;
+    ++d.rows;
+  }
+  d.rms = std::sqrt(ss / static_cast<double>(a.size()));
+  d.rms_ref = std::sqrt(ssr / static_cast<double>(a.size()));
+  return d;
+}
+
+std::vector<std::vector<float>> rows_of(const Tensor& t) {
+  std::vector<std::vector<float>> r(t.rows());
+  for (size_t i = 0; i < t.rows(); ++i) r[i].assign(t.row(i), t.row(i) + t.cols());
+  return r;
+}
+
+std::vector<int32_t> ids(const nlohmann::json& j) { return j.get<std::vector<int32_t>>(); }
+
+// A copy of fixture `src` under the temp dir with config.json edited by `edit` (weights copied).
+template <class Edit>
+std::string derived_fixture(const std::string& src, const std::string& name, Edit edit) {
+  const fs::path dir = fs::temp_directory_path() / ("mxq_test_runtime_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(src)) fs::copy_file(e.path(), dir / e.path().filename());
+  nlohmann::json cfg = io::read_json_file((dir / "config.json").string());
+  edit(cfg);
+  std::ofstream(dir / "config.json") << cfg.dump(2);
+  return dir.string();
+}
+
+// The fixture with every MXFP4 tensor dequantized to BF16 by io::dequantize_checkpoint (exact:
+// every E2M1 × 2^e of these exports is a BF16 value).
+std::string dequantized(const std::string& src, const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("mxq_test_runtime_deq_" + name);
+  io::dequantize_checkpoint(io::HfCheckpoint(src), dir.string(), true);
+  return dir.string();
+}
+
+template <class Fn>
+std::string error_of(Fn fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// Tolerance against transformers in float32 (tier 2). Both sides compute in f32 from the same BF16
+// weights; they differ only in summation order (dot products of K ≤ 256 terms: at most (K+2)·u
+// relative to Σ|w·x|, typically √K·u ≈ 16u ≈ 1e-6, u = 2^-24), in mean-of-squares order in RMSNorm
+// and in last-ulp differences of exp / cos / sin / rsqrt. Two layers of 7 linears, attention and
+// norms add such errors through a residual stream of O(1) values with O(1) amplification, so the
+// expected max error is a few 1e-6 of the logits' scale at worst (measured: 3.6e-7 on logits of
+// ~1, rms 9e-8). We allow 2e-5 · max(1, max|logit|): ~50× the measurement, 5× under the 1e-4 a
+// real indexing or formula error would exceed by orders of magnitude.
+constexpr double kVsTorch = 2e-5;
+// Budgets of ActivationModesWithinBudget: measured rms(Δ)/rms(logits) 0.039 (W4A8) and 0.175 (W4A4).
+constexpr double kW4A8Budget = 0.12, kW4A4Budget = 0.5;
+// EveryModeMatchesReferencePath. W4A16: kVsTorch's derivation (summation order only; measured
+// 1.8e-7). W4A8 / W4A4: the same, except that the activation quantizers then see inputs that differ
+// in the last bits, and an input within that distance of a rounding boundary can round the other
+// way: one element moves by a whole FP8 / FP4 step, and the logits by up to ~1e-3. Measured 7e-7
+// (no such flip on these prompts); the bound allows a few flips yet stays 10× under the 3e-2 to
+// 1.5e-1 by which the modes differ from each other, so a wrong mode or a broken quantizer fails.
+constexpr double kModeVsRef[3] = {kVsTorch, 3e-3, 3e-3};
+
+TEST(RuntimeModel, Bf16LogitsMatchTransformers) {
+  const nlohmann::json g = golden();
+  for (KernelPath path : {KernelPath::simd, KernelPath::ref}) {
+    Model model(kBf16, {.path = path, .threads = 2});
+    for (const auto& c : g["cases"]) {
+      const auto tokens = ids(c["tokens"]);
+      const Tensor logits = model.forward(tokens, 0);
+      ASSERT_EQ(logits.rows(), tokens.size());
+      ASSERT_EQ(logits.cols(), 256u);
+      const Diff d = compare(logits, c["logits"].get<std::vector<std::vector<float>>>());
+      EXPECT_LE(d.max_abs, kVsTorch * std::max(1.0, d.max_ref)) << "path " << int(path);
+      EXPECT_EQ(d.top1_agree, d.rows);
+    }
+  }
+}
+
+// Qwen2 (q/k/v bias), Qwen3 (q/k norms, tied embeddings) and Llama with rope_type llama3, each a
+// tiny random checkpoint made by tests/golden/make_arch_fixtures.py, against transformers: the
+// same derivation and tolerance as above (hidden 64, K ≤ 128), greedy continuations identical.
+TEST(RuntimeModel, OtherArchitecturesMatchTransformers) {
+  std::ifstream f(std::string(MXQ_GOLDEN_DIR) + "/tiny_arch_logits.json");
+  const nlohmann::json g = nlohmann::json::parse(f);
+  ASSERT_EQ(g["models"].size(), 3u);
+  for (const auto& [name, m] : g["models"].items()) {
+    SCOPED_TRACE(name);
+    Model model(kFixtures + "/" + name, {.threads = 2});
+    EXPECT_EQ(model.config().architecture, m["architecture"].get<std::string>());
+    for (const auto& c : m["cases"]) {
+      const auto tokens = ids(c["tokens"]);
+      const Diff d = compare(model.forward(tokens, 0), c["logits"].get<std::vector<std::vector<float>>>());
+      EXPECT_LE(d.max_abs, kVsTorch * std::max(1.0, d.max_ref));
+      EXPECT_EQ(d.top1_agree, d.rows);
+      EXPECT_EQ(model.generate_greedy(tokens, 8), ids(c["greedy"]));
+    }
+  }
+  // The features really are on: Qwen2 has q/k/v bias only, Qwen3 q/k norms and a tied head.
+  const ModelConfig q2 = Model(kFixtures + "/tiny_qwen2_bf16").config();
+  EXPECT_TRUE(q2.qkv_bias);
+  EXPECT_FALSE(q2.o_bias);
+  const ModelConfig q3 = Model(kFixtures + "/tiny_qwen3_bf16").config();
+  EXPECT_TRUE(q3.qk_norm);
+  EXPECT_TRUE(q3.tie_embeddings);
+  EXPECT_EQ(Model(kFixtures + "/tiny_llama3_rope_bf16").config().rope.type, "llama3");
+}
+
+TEST(RuntimeModel, GreedyContinuationMatchesTransformers) {
+  const nlohmann::json g = golden();
+  Model model(kBf16, {.threads = 2});
+  for (const auto& c : g["cases"]) {
+    const auto tokens = ids(c["tokens"]);
+    EXPECT_EQ(model.generate_greedy(tokens, 8), ids(c["greedy"]));
+  }
+}
+
+// Decoding one token at a time through the KV cache gives the logits of one prefill (same
+// tolerance: only the GEMV's summation order differs from the GEMM's).
+TEST(RuntimeModel, DecodeStepsMatchPrefill) {
+  const std::vector<int32_t> t{1, 17, 42, 200, 5, 99, 128, 255, 3, 64};
+  for (const std::string& dir : {kBf16, kDefault}) {
+    Model model(dir, {.threads = 2});
+    const Tensor full = model.forward(t, 0);
+    model.forward(std::span(t).first(6), 0);
+    for (size_t p = 6; p < t.size(); ++p) {
+      const Tensor step = model.forward(std::span(t).subspan(p, 1), p, false);
+      for (size_t v = 0; v < full.cols(); ++v)
+        ASSERT_NEAR(step.row(0)[v], full.row(p)[v], kVsTorch) << dir << " pos " << p << " v " << v;
+    }
+  }
+}
+
+// ModelOpt's exports through Mxfp4Linear W4A16 against the same checkpoint dequantized to BF16 and
+// run Unquantized. The weights are the same f32 values (E2M1 × 2^e decodes exactly, to BF16 and in
+// the kernel), so only the GEMM's summation order can differ: the same derivation as kVsTorch.
+TEST(RuntimeModel, Mxfp4W4A16MatchesDequantizedModel) {
+  const nlohmann::json g = golden();
+  for (const auto& [dir, name] : {std::pair{kDefault, "default"}, {kW4A8, "w4a8"}, {kMlpOnly, "mlp"}}) {
+    Model deq(dequantized(dir, name), {.threads = 2});
+    Model q(dir, {.mode = Mxfp4Mode::w4a16, .threads = 2});
+    for (const auto& c : g["cases"]) {
+      const auto tokens = ids(c["tokens"]);
+      const Diff d = compare(q.forward(tokens, 0), rows_of(deq.forward(tokens, 0)));
+      EXPECT_LE(d.max_abs, kVsTorch * std::max(1.0, d.max_ref)) << name;
+      // And the quantized model is not the BF16 one (the fixture really is quantized).
+      const Diff vs_bf16 = compare(q.forward(tokens, 0), c["logits"].get<std::vector<std::vector<float>>>());
+      EXPECT_GT(vs_bf16.max_abs, 1e-3) << name;
+      std::printf("%s W4A16 vs BF16 model: rms %.3g of %.3g, top1 %zu/%zu\n", name, vs_bf16.rms, vs_bf16.rms_ref, vs_bf16.top1_agree, vs_bf16.rows);
+    }
+  }
+}
+
+// W4A8 and W4A4 quantize activations too: against the dequantized-weight model they differ by the
+// activation error alone. Budget (tier 3, fails on regression): FP8 E4M3 per token has relative
+// error ≤ 2^-4 per element (rms ≈ 2^-4/√3 ≈ 3.6%); MXFP4 per 32-block up to 2^-2 per element
+// near a block's max and more below it (rms ≈ 10–20%). Through a linear layer with random-sign
+// weights the output error is about the rms activation error relative to the output; the tiny
+// model then mixes 14 such layers. Measured (tiny_llama): see the printout; the bounds below are
+// ~3× the measurement.
+TEST(RuntimeModel, ActivationModesWithinBudget) {
+  const nlohmann::json g = golden();
+  Model deq(dequantized(kDefault, "default"), {.threads = 2});
+  for (Mxfp4Mode mode : {Mxfp4Mode::w4a8, Mxfp4Mode::w4a4}) {
+    Model q(kDefault, {.mode = mode, .threads = 2});
+    for (const auto& c : g["cases"]) {
+      const auto tokens = ids(c["tokens"]);
+      const Diff d = compare(q.forward(tokens, 0), rows_of(deq.forward(tokens, 0)));
+      std::printf("%s vs dequantized W4A16: rms Δ %.3g of rms %.3g, max Δ %.3g, top1 %zu/%zu\n",
+                  mxfp4_mode_name(mode), d.rms, d.rms_ref, d.max_abs, d.top1_agree, d.rows);
+      EXPECT_GT(d.max_abs, 0.0);
+      EXPECT_LE(d.rms / d.rms_ref, mode == Mxfp4Mode::w4a8 ? kW4A8Budget : kW4A4Budget);
+    }
+  }
+}
+
+// Every mode, whole model, SIMD path against the reference path.
+TEST(RuntimeModel, EveryModeMatchesReferencePath) {
+  const nlohmann::json g = golden();
+  for (Mxfp4Mode mode : {Mxfp4Mode::w4a16, Mxfp4Mode::w4a8, Mxfp4Mode::w4a4}) {
+    Model simd(kDefault, {.mode = mode, .path = KernelPath::simd, .threads = 2});
+    Model ref(kDefault, {.mode = mode, .path = KernelPath::ref, .threads = 1});
+    for (const auto& c : g["cases"]) {
+      const auto tokens = ids(c["tokens"]);
+      const Diff d = compare(simd.forward(tokens, 0), rows_of(ref.forward(tokens, 0)));
+      std::printf("%s simd vs ref: max Δ %.3g of %.3g\n", mxfp4_mode_name(mode), d.max_abs, d.max_ref);
+      EXPECT_LE(d.max_abs, kModeVsRef[static_cast<int>(mode)] * std::max(1.0, d.max_ref));
+    }
+  }
+}
+
+TEST(QuantConfig, ModeFromCheckpoint) {
+  EXPECT_EQ(Model(kDefault).quant_config().mode, Mxfp4Mode::w4a16);
+  EXPECT_NE(Model(kDefault).quant_config().mode_reason.find("weight-only by default"), std::string::npos);
+  EXPECT_EQ(Model(kW4A8).quant_config().mode, Mxfp4Mode::w4a8);
+  EXPECT_EQ(Model(kW4A8, {.mode = Mxfp4Mode::w4a4}).quant_config().mode, Mxfp4Mode::w4a4);
+  const auto with_recipe = [](const char* recipe) {
+    return derived_fixture(kDefault, recipe, [&](nlohmann::json& c) {
+      c["quantization_config"]["mxq_recipe"] = recipe;
+    });
+  };
+  EXPECT_EQ(Model(with_recipe("MXFP4_DEFAULT_CFG")).quant_config().mode, Mxfp4Mode::w4a4);
+  EXPECT_EQ(Model(with_recipe("MXFP4_MLP_WEIGHT_ONLY_CFG")).quant_config().mode, Mxfp4Mode::w4a16);
+  EXPECT_EQ(Model(with_recipe("W4A8_MXFP4_FP8_CFG")).quant_config().mode, Mxfp4Mode::w4a8);
+  EXPECT_EQ(Model(kBf16).quant_config().quant_algo, "");
+}
+
+TEST(QuantConfig, ExcludedLayersRunUnquantized) {
+  const std::vector<std::string> layers = Model(kMlpOnly).describe_layers();
+  ASSERT_EQ(layers.size(), 15u);
+  for (const std::string& l : layers) {
+    const bool mlp = l.find(".mlp.") != std::string::npos;
+    EXPECT_EQ(l.find("Mxfp4Linear(W4A16)") != std::string::npos, mlp) << l;
+    EXPECT_EQ(l.find("Unquantized(bf16)") != std::string::npos, !mlp) << l;
+  }
+  QuantConfig q;
+  q.quant_algo = "MXFP4";
+  q.exclude = {"model.layers.0", "*down_proj"};
+  EXPECT_TRUE(q.excluded("model.layers.0"));
+  EXPECT_TRUE(q.excluded("model.layers.0.mlp.up_proj"));  // a bare name covers its children
+  EXPECT_FALSE(q.excluded("model.layers.10.mlp.up_proj"));
+  EXPECT_FALSE(q.excluded("model.layers.1.mlp.up_proj"));
+  EXPECT_TRUE(q.excluded("model.layers.1.mlp.down_proj"));
+}
+
+TEST(RuntimeModelErrors, ClearMessages) {
+  const std::string arch = derived_fixture(kBf16, "arch", [](nlohmann::json& c) {
+    c["architectures"] = {"GPTNeoXForCausalLM"};
+  });
+  std::string e = error_of([&] { Model m(arch); });
+  EXPECT_NE(e.find("GPTNeoXForCausalLM is not supported"), std::string::npos) << e;
+  EXPECT_NE(e.find("LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM"), std::string::npos) << e;
+
+  const std::string missing = derived_fixture(kBf16, "missing", [](nlohmann::json& c) { c["num_hidden_layers"] = 3; });
+  e = error_of([&] { Model m(missing); });
+  EXPECT_NE(e.find("no tensor model.layers.2.input_layernorm.weight"), std::string::npos) << e;
+
+  const std::string shape = derived_fixture(kBf16, "shape", [](nlohmann::json& c) { c["intermediate_size"] = 512; });
+  e = error_of([&] { Model m(shape); });
+  EXPECT_NE(e.find("model.layers.0.mlp.gate_proj.weight has shape [256, 128], expected [512, 128]"), std::string::npos) << e;
+
+  const std::string nvfp4 = derived_fixture(kDefault, "nvfp4", [](nlohmann::json& c) {
+    c["quantization_config"]["quant_algo"] = "NVFP4";
+  });
+  e = error_of([&] { Model m(nvfp4); });
+  EXPECT_NE(e.find("quant_algo 'NVFP4' is not supported"), std::string::npos) << e;
+
+  // A quantization config that disagrees with the tensors: the BF16 fixture's weights declared MXFP4.
+  const std::string lie = derived_fixture(kBf16, "lie", [](nlohmann::json& c) {
+    c["quantization_config"] = {{"quant_method", "modelopt"}, {"quant_algo", "MXFP4"}, {"ignore", {"lm_head"}}};
+  });
+  e = error_of([&] { Model m(lie); });
+  EXPECT_NE(e.find("model.layers.0.self_attn.q_proj.weight is stored as dense"), std::string::npos) << e;
+
+  Model m(kBf16, {.max_seq = 16});
+  const std::vector<int32_t> long_prompt(17, 5);
+  e = error_of([&] { m.forward(long_prompt, 0); });
+  EXPECT_NE(e.find("17 tokens at position 0 exceed the context of 16"), std::string::npos) << e;
+  const std::vector<int32_t> bad{1, 256};
+  e = error_of([&] { m.forward(bad, 0); });
+  EXPECT_NE(e.find("token id 256 at index 1 is outside the vocabulary"), std::string::npos) << e;
+  const std::vector<int32_t> ok{1, 2, 3};
+  m.forward(ok, 0);
+  e = error_of([&] { m.forward(ok, 5); });
+  EXPECT_NE(e.find("start_pos 5 is past the 3 positions"), std::string::npos) << e;
+}
+
+TEST(RuntimeModel, RopeLlama3Scaling) {
+  // transformers' _compute_llama3_parameters for Llama 3.1 (theta 500000, factor 8, low 1, high 4,
+  // original 8192), head_dim 128: high frequencies unchanged, low ones divided by 8, the band
+  // between them interpolated.
+  RopeConfig r{500000.0f, "llama3", 8.0f, 1.0f, 4.0f, 8192.0f};
+  const std::vector<float> plain = rope_inv_freq({500000.0f}, 128);
+  const std::vector<float> f = rope_inv_freq(r, 128);
+  EXPECT_EQ(f[0], plain[0]);
+  EXPECT_EQ(f[63], plain[63] / 8.0f);
+  size_t mid = 0;
+  for (size_t i = 0; i < 64; ++i) {
+    const float wavelen = 2.0f * 3.14159265f / plain[i];
+    if (wavelen >= 2048.0f && wavelen <= 8192.0f) {
+      ++mid;
+      EXPECT_LT(f[i], plain[i]);
+      EXPECT_GT(f[i], plain[i] / 8.0f);
+    }
+  }
+  EXPECT_GT(mid, 0u);
+}
+
+}  // namespace
+}  // namespace mxq::runtime
