@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   mxq::cli::add_import(app);
   mxq::cli::add_quantize(app);
   mxq::cli::add_inspect(app);
+  mxq::cli::add_eval(app);
+  mxq::cli::add_generate(app);
   mxq::cli::add_roundtrip(app);
   try {
     app.parse(argc, argv);

@@ -168,11 +168,14 @@ double quantize_tensor(const io::TensorView& t, const LayerFormat& f, int thread
 nlohmann::ordered_json quant_config_json(const Recipe& r, const Plan& plan) {
   nlohmann::ordered_json exclude = nlohmann::ordered_json::array(), layers = nlohmann::ordered_json::object();
   int group = 0;
+  bool has_lm_head = false, embedding_kept = false;
   for (const auto& e : plan.entries) {
     const auto& shape = e.source->shape;
     if (shape.size() < 2) continue;
+    has_lm_head = has_lm_head || e.source->name == "lm_head.weight";
     if (!e.decision.quantize) {
       exclude.push_back(layer_of(e.source->name));
+      embedding_kept = embedding_kept || e.decision.reason.find("embedding") != std::string::npos;
       continue;
     }
     const WeightFormat w = e.decision.format.weight;
@@ -181,6 +184,9 @@ nlohmann::ordered_json quant_config_json(const Recipe& r, const Plan& plan) {
                                         {"activation", activation_format_name(e.decision.format.activation)},
                                         {"group_size", block_of(w)}};
   }
+  // A tied LM head has no tensor of its own: it is the kept embedding, so it is excluded too (as
+  // ModelOpt lists lm_head), and an engine must not look for MXFP4 head weights.
+  if (!has_lm_head && embedding_kept) exclude.push_back("lm_head");
   nlohmann::ordered_json q = {{"quant_algo", r.quant_algo},
                               {"kv_cache_quant_algo", r.kv_cache.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.kv_cache)},
                               {"group_size", group},
