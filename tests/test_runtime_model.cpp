@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "mxq/error.h"
 #include "mxq/io/quantized_checkpoint.h"
@@ -64,12 +66,36 @@ std::vector<std::vector<float>> rows_of(const Tensor& t) {
   return r;
 }
 
+ModelOptions opts(int threads, std::optional<Mxfp4Mode> mode = std::nullopt,
+                  KernelPath path = KernelPath::simd, size_t max_seq = 0) {
+  ModelOptions o;
+  o.threads = threads;
+  o.mode = mode;
+  o.path = path;
+  o.max_seq = max_seq;
+  return o;
+}
+
 std::vector<int32_t> ids(const nlohmann::json& j) { return j.get<std::vector<int32_t>>(); }
+
+// The temp checkpoints below, removed when the test program exits (every Model is gone by then).
+struct TempDirs {
+  std::vector<fs::path> dirs;
+  ~TempDirs() {
+    std::error_code ec;
+    for (const auto& d : dirs) fs::remove_all(d, ec);
+  }
+};
+const fs::path& temp_dir(const std::string& what) {
+  static TempDirs t;
+  t.dirs.push_back(fs::temp_directory_path() / fmt::format("mxq_test_runtime_{}_{}", ::getpid(), what));
+  return t.dirs.back();
+}
 
 // A copy of fixture `src` under the temp dir with config.json edited by `edit` (weights copied).
 template <class Edit>
 std::string derived_fixture(const std::string& src, const std::string& name, Edit edit) {
-  const fs::path dir = fs::temp_directory_path() / ("mxq_test_runtime_" + name);
+  const fs::path dir = temp_dir(name);
   fs::remove_all(dir);
   fs::create_directories(dir);
   for (const auto& e : fs::directory_iterator(src)) fs::copy_file(e.path(), dir / e.path().filename());
@@ -82,7 +108,7 @@ std::string derived_fixture(const std::string& src, const std::string& name, Edi
 // The fixture with every MXFP4 tensor dequantized to BF16 by io::dequantize_checkpoint (exact:
 // every E2M1 × 2^e of these exports is a BF16 value).
 std::string dequantized(const std::string& src, const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("mxq_test_runtime_deq_" + name);
+  const fs::path dir = temp_dir("deq_" + name);
   io::dequantize_checkpoint(io::HfCheckpoint(src), dir.string(), true);
   return dir.string();
 }
@@ -119,7 +145,7 @@ constexpr double kModeVsRef[3] = {kVsTorch, 3e-3, 3e-3};
 TEST(RuntimeModel, Bf16LogitsMatchTransformers) {
   const nlohmann::json g = golden();
   for (KernelPath path : {KernelPath::simd, KernelPath::ref}) {
-    Model model(kBf16, {.path = path, .threads = 2});
+    Model model(kBf16, opts(2, std::nullopt, path));
     for (const auto& c : g["cases"]) {
       const auto tokens = ids(c["tokens"]);
       const Tensor logits = model.forward(tokens, 0);
@@ -141,7 +167,7 @@ TEST(RuntimeModel, OtherArchitecturesMatchTransformers) {
   ASSERT_EQ(g["models"].size(), 3u);
   for (const auto& [name, m] : g["models"].items()) {
     SCOPED_TRACE(name);
-    Model model(kFixtures + "/" + name, {.threads = 2});
+    Model model(kFixtures + "/" + name, opts(2));
     EXPECT_EQ(model.config().architecture, m["architecture"].get<std::string>());
     for (const auto& c : m["cases"]) {
       const auto tokens = ids(c["tokens"]);
@@ -163,7 +189,7 @@ TEST(RuntimeModel, OtherArchitecturesMatchTransformers) {
 
 TEST(RuntimeModel, GreedyContinuationMatchesTransformers) {
   const nlohmann::json g = golden();
-  Model model(kBf16, {.threads = 2});
+  Model model(kBf16, opts(2));
   for (const auto& c : g["cases"]) {
     const auto tokens = ids(c["tokens"]);
     EXPECT_EQ(model.generate_greedy(tokens, 8), ids(c["greedy"]));
@@ -175,7 +201,7 @@ TEST(RuntimeModel, GreedyContinuationMatchesTransformers) {
 TEST(RuntimeModel, DecodeStepsMatchPrefill) {
   const std::vector<int32_t> t{1, 17, 42, 200, 5, 99, 128, 255, 3, 64};
   for (const std::string& dir : {kBf16, kDefault}) {
-    Model model(dir, {.threads = 2});
+    Model model(dir, opts(2));
     const Tensor full = model.forward(t, 0);
     model.forward(std::span(t).first(6), 0);
     for (size_t p = 6; p < t.size(); ++p) {
@@ -192,8 +218,8 @@ TEST(RuntimeModel, DecodeStepsMatchPrefill) {
 TEST(RuntimeModel, Mxfp4W4A16MatchesDequantizedModel) {
   const nlohmann::json g = golden();
   for (const auto& [dir, name] : {std::pair{kDefault, "default"}, {kW4A8, "w4a8"}, {kMlpOnly, "mlp"}}) {
-    Model deq(dequantized(dir, name), {.threads = 2});
-    Model q(dir, {.mode = Mxfp4Mode::w4a16, .threads = 2});
+    Model deq(dequantized(dir, name), opts(2));
+    Model q(dir, opts(2, Mxfp4Mode::w4a16));
     for (const auto& c : g["cases"]) {
       const auto tokens = ids(c["tokens"]);
       const Diff d = compare(q.forward(tokens, 0), rows_of(deq.forward(tokens, 0)));
@@ -215,9 +241,9 @@ TEST(RuntimeModel, Mxfp4W4A16MatchesDequantizedModel) {
 // ~3× the measurement.
 TEST(RuntimeModel, ActivationModesWithinBudget) {
   const nlohmann::json g = golden();
-  Model deq(dequantized(kDefault, "default"), {.threads = 2});
+  Model deq(dequantized(kDefault, "default_budget"), opts(2));
   for (Mxfp4Mode mode : {Mxfp4Mode::w4a8, Mxfp4Mode::w4a4}) {
-    Model q(kDefault, {.mode = mode, .threads = 2});
+    Model q(kDefault, opts(2, mode));
     for (const auto& c : g["cases"]) {
       const auto tokens = ids(c["tokens"]);
       const Diff d = compare(q.forward(tokens, 0), rows_of(deq.forward(tokens, 0)));
@@ -233,8 +259,8 @@ TEST(RuntimeModel, ActivationModesWithinBudget) {
 TEST(RuntimeModel, EveryModeMatchesReferencePath) {
   const nlohmann::json g = golden();
   for (Mxfp4Mode mode : {Mxfp4Mode::w4a16, Mxfp4Mode::w4a8, Mxfp4Mode::w4a4}) {
-    Model simd(kDefault, {.mode = mode, .path = KernelPath::simd, .threads = 2});
-    Model ref(kDefault, {.mode = mode, .path = KernelPath::ref, .threads = 1});
+    Model simd(kDefault, opts(2, mode, KernelPath::simd));
+    Model ref(kDefault, opts(1, mode, KernelPath::ref));
     for (const auto& c : g["cases"]) {
       const auto tokens = ids(c["tokens"]);
       const Diff d = compare(simd.forward(tokens, 0), rows_of(ref.forward(tokens, 0)));
@@ -248,7 +274,7 @@ TEST(QuantConfig, ModeFromCheckpoint) {
   EXPECT_EQ(Model(kDefault).quant_config().mode, Mxfp4Mode::w4a16);
   EXPECT_NE(Model(kDefault).quant_config().mode_reason.find("weight-only by default"), std::string::npos);
   EXPECT_EQ(Model(kW4A8).quant_config().mode, Mxfp4Mode::w4a8);
-  EXPECT_EQ(Model(kW4A8, {.mode = Mxfp4Mode::w4a4}).quant_config().mode, Mxfp4Mode::w4a4);
+  EXPECT_EQ(Model(kW4A8, opts(0, Mxfp4Mode::w4a4)).quant_config().mode, Mxfp4Mode::w4a4);
   const auto with_recipe = [](const char* recipe) {
     return derived_fixture(kDefault, recipe, [&](nlohmann::json& c) {
       c["quantization_config"]["mxq_recipe"] = recipe;
@@ -307,7 +333,15 @@ TEST(RuntimeModelErrors, ClearMessages) {
   e = error_of([&] { Model m(lie); });
   EXPECT_NE(e.find("model.layers.0.self_attn.q_proj.weight is stored as dense"), std::string::npos) << e;
 
-  Model m(kBf16, {.max_seq = 16});
+  const std::string mistral = derived_fixture(kBf16, "mistral", [](nlohmann::json& c) {
+    c["architectures"] = {"MistralForCausalLM"};
+    c["sliding_window"] = 32;
+  });
+  EXPECT_EQ(Model(mistral).max_seq(), 32u);
+  e = error_of([&] { Model m(mistral, opts(1, std::nullopt, KernelPath::simd, 64)); });
+  EXPECT_NE(e.find("exceeds the sliding_window of 32"), std::string::npos) << e;
+
+  Model m(kBf16, opts(1, std::nullopt, KernelPath::simd, 16));
   const std::vector<int32_t> long_prompt(17, 5);
   e = error_of([&] { m.forward(long_prompt, 0); });
   EXPECT_NE(e.find("17 tokens at position 0 exceed the context of 16"), std::string::npos) << e;

@@ -103,6 +103,9 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& c, const std::string& w
     m.mlp_bias = c.value("mlp_bias", false);
   }
   m.qk_norm = m.architecture == "Qwen3ForCausalLM";
+  const bool window_on = m.architecture == "MistralForCausalLM" || c.value("use_sliding_window", false);
+  if (window_on && c.contains("sliding_window") && c["sliding_window"].is_number_integer())
+    m.sliding_window = c["sliding_window"].get<size_t>();
   return m;
 }
 
@@ -163,6 +166,12 @@ Model::Model(const std::string& dir, const ModelOptions& opt) : ck_(dir) {
   for (const auto& t : logical_) by_name_.emplace(t.name, &t);
   pool_ = std::make_unique<ThreadPool>(opt.threads);
   max_seq_ = opt.max_seq ? opt.max_seq : std::min<size_t>(cfg_.max_position, 4096);
+  if (cfg_.sliding_window != 0) {
+    if (opt.max_seq > cfg_.sliding_window)
+      fail("{}: a context of {} exceeds the sliding_window of {}, and sliding-window attention is "
+           "not implemented", dir, opt.max_seq, cfg_.sliding_window);
+    max_seq_ = std::min(max_seq_, cfg_.sliding_window);
+  }
 
   const ModelConfig& c = cfg_;
   // Dense tensors (embeddings, norms) by the same declare-and-find path as the linear layers.

@@ -2,7 +2,7 @@
 // runs, read from config.json:
 //
 //   LlamaForCausalLM (Llama 2/3/3.1 with rope_scaling "llama3", SmolLM2, tied embeddings),
-//   MistralForCausalLM (as Llama; sliding_window is not applied), Qwen2ForCausalLM (q/k/v bias),
+//   MistralForCausalLM (as Llama; contexts up to its sliding_window), Qwen2ForCausalLM (q/k/v bias),
 //   Qwen3ForCausalLM (RMSNorm over each q and k head before RoPE).
 //
 // The architecture only sets features (bias, qk-norm, rope type); every linear layer is a
@@ -42,6 +42,10 @@ struct ModelConfig {
   bool tie_embeddings = false;
   bool qkv_bias = false, o_bias = false, mlp_bias = false;
   bool qk_norm = false;
+  // Mistral's sliding_window (Qwen's when use_sliding_window); 0 = none. Sliding-window attention
+  // is not implemented: the model refuses a KV cache longer than the window instead of silently
+  // attending past it.
+  size_t sliding_window = 0;
 
   // An unsupported architecture or a missing / inconsistent field is an mxq::Error.
   static ModelConfig from_json(const nlohmann::json& config, const std::string& where);

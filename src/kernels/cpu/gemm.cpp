@@ -62,29 +62,45 @@ using DF = hn::CappedTag<float, kMxBlock>;
 using DI = hn::RebindToSigned<DF>;
 using D8 = hn::Rebind<int8_t, DF>;
 
-// 32 decoded 2·E2M1 values of one block, in element order.
-HWY_INLINE void DecodeBlockDoubled(const uint8_t* codes, int8_t* out) {
+// Calls fn(j, w) for each chunk of N lanes of one block (j = 0, N, 2N, ...): w = the 2·E2M1
+// values of elements j .. j + N − 1 as f32. On AVX-512 and AVX2 the two 16-byte vectors of decoded
+// int8 are widened straight from registers (vpmovsxbd); other targets go through a stack buffer.
+template <class Fn>
+HWY_INLINE void ForEachChunk(const uint8_t* codes, Fn&& fn) {
+  const DF df;
+  const DI di;
 #if HWY_TARGET == HWY_SCALAR
   for (int i = 0; i < kMxBlock / 2; ++i) {
-    out[2 * i] = kE2m1Doubled[codes[i] & 0xF];
-    out[2 * i + 1] = kE2m1Doubled[codes[i] >> 4];
+    fn(size_t(2 * i), hn::Set(df, static_cast<float>(kE2m1Doubled[codes[i] & 0xF])));
+    fn(size_t(2 * i + 1), hn::Set(df, static_cast<float>(kE2m1Doubled[codes[i] >> 4])));
   }
 #else
   const hn::Full128<uint8_t> d8;
+  const hn::Full128<int8_t> ds8;
   const auto bytes = hn::LoadU(d8, codes);
   const auto table = hn::LoadU(d8, reinterpret_cast<const uint8_t*>(kE2m1Doubled));
   const auto lo = hn::TableLookupBytes(table, hn::And(bytes, hn::Set(d8, 0x0F)));
   const auto hi = hn::TableLookupBytes(table, hn::ShiftRight<4>(bytes));
-  hn::StoreU(hn::InterleaveLower(d8, lo, hi), d8, reinterpret_cast<uint8_t*>(out));
-  hn::StoreU(hn::InterleaveUpper(d8, lo, hi), d8, reinterpret_cast<uint8_t*>(out + 16));
+  const auto e0 = hn::BitCast(ds8, hn::InterleaveLower(d8, lo, hi));  // elements 0..15
+  const auto e1 = hn::BitCast(ds8, hn::InterleaveUpper(d8, lo, hi));  // elements 16..31
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  fn(size_t{0}, hn::ConvertTo(df, hn::PromoteTo(di, e0)));
+  fn(size_t{16}, hn::ConvertTo(df, hn::PromoteTo(di, e1)));
+#elif HWY_ARCH_X86 && HWY_TARGET == HWY_AVX2
+  const hn::Half<decltype(ds8)> dh;
+  fn(size_t{0}, hn::ConvertTo(df, hn::PromoteTo(di, hn::LowerHalf(dh, e0))));
+  fn(size_t{8}, hn::ConvertTo(df, hn::PromoteTo(di, hn::UpperHalf(dh, e0))));
+  fn(size_t{16}, hn::ConvertTo(df, hn::PromoteTo(di, hn::LowerHalf(dh, e1))));
+  fn(size_t{24}, hn::ConvertTo(df, hn::PromoteTo(di, hn::UpperHalf(dh, e1))));
+#else
+  alignas(16) int8_t v[kMxBlock];
+  hn::Store(e0, ds8, v);
+  hn::Store(e1, ds8, v + 16);
+  const D8 d8n;
+  for (size_t j = 0; j < kMxBlock; j += hn::Lanes(df))
+    fn(j, hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8n, v + j))));
 #endif
-}
-
-HWY_INLINE hn::Vec<DF> WidenDoubled(const int8_t* p) {
-  const DF df;
-  const DI di;
-  const D8 d8;
-  return hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, p)));
+#endif
 }
 
 // BF16 is the top half of an f32: widen the 16-bit patterns and shift them up (exact).
@@ -116,13 +132,10 @@ HWY_INLINE float Dot(const float* a, const float* b, size_t K) {
 
 void DecodeRowMxfp4(const uint8_t* codes, const uint8_t* scales, size_t K, float* out) {
   const DF df;
-  const size_t N = hn::Lanes(df);
-  alignas(64) int8_t v[kMxBlock];
   for (size_t b = 0; b < K / kMxBlock; ++b) {
-    DecodeBlockDoubled(codes + b * (kMxBlock / 2), v);
     const auto s = hn::Set(df, mx_half_scale(scales[b]));
-    for (size_t j = 0; j < kMxBlock; j += N)
-      hn::StoreU(hn::Mul(WidenDoubled(v + j), s), df, out + b * kMxBlock + j);
+    float* o = out + b * kMxBlock;
+    ForEachChunk(codes + b * (kMxBlock / 2), [&](size_t j, auto w) { hn::StoreU(hn::Mul(w, s), df, o + j); });
   }
 }
 
@@ -140,16 +153,14 @@ float DotMxfp4(const uint8_t* codes, const uint8_t* scales, const float* x, size
   const DF df;
   const size_t N = hn::Lanes(df);
   auto acc0 = hn::Zero(df), acc1 = hn::Zero(df);
-  alignas(64) int8_t v[kMxBlock];
   for (size_t b = 0; b < K / kMxBlock; ++b) {
-    DecodeBlockDoubled(codes + b * (kMxBlock / 2), v);
     const auto s = hn::Set(df, mx_half_scale(scales[b]));
     const float* xb = x + b * kMxBlock;
-    for (size_t j = 0; j < kMxBlock; j += 2 * N) {
-      acc0 = hn::MulAdd(hn::Mul(WidenDoubled(v + j), s), hn::LoadU(df, xb + j), acc0);
-      if (j + N < kMxBlock)  // one f32 vector per block (N = 32) has no second half
-        acc1 = hn::MulAdd(hn::Mul(WidenDoubled(v + j + N), s), hn::LoadU(df, xb + j + N), acc1);
-    }
+    // Even chunks into acc0, odd into acc1: the order of DotBf16 on the same values.
+    ForEachChunk(codes + b * (kMxBlock / 2), [&](size_t j, auto w) {
+      if ((j / N) % 2 == 0) acc0 = hn::MulAdd(hn::Mul(w, s), hn::LoadU(df, xb + j), acc0);
+      else acc1 = hn::MulAdd(hn::Mul(w, s), hn::LoadU(df, xb + j), acc1);
+    });
   }
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
 }
