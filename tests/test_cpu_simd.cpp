@@ -4,6 +4,8 @@
 // them.
 #include <gtest/gtest.h>
 
+#include "simd_targets.h"
+
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -28,18 +30,6 @@ constexpr size_t kPad = 64;           // sentinel bytes behind every output buff
 constexpr uint8_t kSentinel = 0xA5;
 
 
-// Runs fn(target) with each SIMD target forced, then restores automatic dispatch.
-template <class Fn>
-void for_each_target(Fn fn) {
-  const std::vector<std::string> targets = cpu_simd_targets();
-  ASSERT_FALSE(targets.empty());
-  for (const std::string& t : targets) {
-    ASSERT_TRUE(cpu_simd_force_target(t)) << t;
-    SCOPED_TRACE("target " + t);
-    fn(t);
-  }
-  cpu_simd_force_target("");
-}
 
 // Finite test data, built block by block so that each 32-element block has one character: gaussian
 // at a random binade, BF16-rounded gaussian (ties at the E2M1 midpoints after scaling), exact E2M1
@@ -195,7 +185,7 @@ TEST(CpuSimd, QuantizeEqualsRefAllOptions) {
         ASSERT_EQ(ref32.ret, kRowOk);
         ASSERT_EQ(ref16.ret, kRowOk);
         SCOPED_TRACE(testing::Message() << "n " << n << " " << scale_rule_name(rule) << " " << tie_rule_name(ties));
-        for_each_target([&](const std::string&) {
+        for_each_simd_target([&](const std::string&) {
           for (const int threads : kThreadCounts) {
             SCOPED_TRACE(testing::Message() << "threads " << threads);
             expect_quantize_matches(x32.data(), ElemType::f32, n, opt, threads, ref32);
@@ -204,7 +194,7 @@ TEST(CpuSimd, QuantizeEqualsRefAllOptions) {
         });
         // Round trip: the reference's codes decode the same on every target.
         if (rule == ScaleRule::ocp_floor) {
-          for_each_target([&](const std::string&) {
+          for_each_simd_target([&](const std::string&) {
             for (const int threads : kThreadCounts)
               expect_dequantize_matches(ref32.codes, ref32.scales, n, threads);
           });
@@ -224,7 +214,7 @@ TEST(CpuSimd, DequantizeEqualsRefEveryByte) {
     for (size_t b = 0; b < scales.size(); ++b)
       scales[b] = b < 256 ? static_cast<uint8_t>(b) : static_cast<uint8_t>(rng());
     SCOPED_TRACE(testing::Message() << "n " << n);
-    for_each_target([&](const std::string&) {
+    for_each_simd_target([&](const std::string&) {
       for (const int threads : kThreadCounts) expect_dequantize_matches(codes, scales, n, threads);
     });
   }
@@ -250,14 +240,14 @@ TEST(CpuSimd, NonFiniteIndexAndNanScaleEqualRef) {
         ASSERT_EQ(ref32.ret == kRowOk, policy == NonFinite::nan_scale);
         SCOPED_TRACE(testing::Message() << "n " << n << " " << scale_rule_name(rule) << " policy "
                                         << static_cast<int>(policy));
-        for_each_target([&](const std::string&) {
+        for_each_simd_target([&](const std::string&) {
           for (const int threads : kThreadCounts) {
             expect_quantize_matches(x32.data(), ElemType::f32, n, opt, threads, ref32);
             expect_quantize_matches(x16.data(), ElemType::bf16, n, opt, threads, ref16);
           }
         });
         if (policy == NonFinite::nan_scale) {
-          for_each_target([&](const std::string&) {
+          for_each_simd_target([&](const std::string&) {
             expect_dequantize_matches(ref32.codes, ref32.scales, n, 2);
           });
         }

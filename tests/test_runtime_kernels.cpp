@@ -15,6 +15,8 @@
 // (typical errors are ~√K smaller); it fails on any decode error, which moves y by a whole weight.
 #include <gtest/gtest.h>
 
+#include "simd_targets.h"
+
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -36,17 +38,6 @@ constexpr size_t kNs[] = {1, 13, 67};
 constexpr size_t kMxKs[] = {32, 96, 160, 288};       // multiples of 32, not of 128
 constexpr size_t kDenseKs[] = {1, 37, 100, 288};     // BF16 / F32: any K, tails mid-vector
 
-template <class Fn>
-void for_each_target(Fn fn) {
-  const std::vector<std::string> targets = cpu_simd_targets();
-  ASSERT_FALSE(targets.empty());
-  for (const std::string& t : targets) {
-    ASSERT_TRUE(cpu_simd_force_target(t)) << t;
-    SCOPED_TRACE("target " + t);
-    fn();
-  }
-  cpu_simd_force_target("");
-}
 
 std::vector<float> randn(size_t n, std::mt19937& rng, float sd = 1.0f) {
   std::normal_distribution<float> d(0.0f, sd);
@@ -116,7 +107,7 @@ TEST(ThreadPool, NestedCallsRunInline) {
 TEST(Gemm, Bf16AndF32MatchReference) {
   std::mt19937 rng(101);
   ThreadPool pool(3);
-  for_each_target([&] {
+  for_each_simd_target([&](const std::string&) {
     for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool})
       for (size_t K : kDenseKs)
         for (size_t N : kNs)
@@ -144,7 +135,7 @@ TEST(Gemm, Bf16AndF32MatchReference) {
 TEST(Gemm, Mxfp4MatchesReference) {
   std::mt19937 rng(202);
   ThreadPool pool(2);
-  for_each_target([&] {
+  for_each_simd_target([&](const std::string&) {
     for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool})
       for (size_t K : kMxKs)
         for (size_t N : kNs)
@@ -170,7 +161,7 @@ TEST(Gemm, Mxfp4ExactOnIntegerData) {
   for (auto& v : x) v = static_cast<float>(xi(rng));
   std::vector<uint8_t> codes(N * K / 2), scales(N * K / kMxBlock, kE8M0Bias);
   for (auto& c : codes) c = static_cast<uint8_t>(byte(rng));
-  for_each_target([&] {
+  for_each_simd_target([&](const std::string&) {
     std::vector<float> y(M * N), ref(M * N);
     gemm_mxfp4(x.data(), M, K, codes.data(), scales.data(), N, y.data(), nullptr);
     gemm_mxfp4_ref(x.data(), M, K, codes.data(), scales.data(), N, ref.data());
