@@ -203,7 +203,7 @@ void run_model_roundtrip(const RoundtripArgs& a) {
 void add_roundtrip(CLI::App& app) {
   auto args = std::make_shared<RoundtripArgs>();
   auto* cmd = app.add_subcommand(
-      "roundtrip", "Quantize a synthetic BF16 tensor to each format and scale rule; print error and speed");
+      "roundtrip", "Error (and speed) of each format and scale rule on a synthetic tensor or a GGUF model's weights");
   cmd->add_option("--rows", args->rows, "Rows of the tensor")->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--cols", args->cols, "Columns (the reduction axis)")->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--dist", args->dist, "Value distribution")
