@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_args.h"
 #include "mxq/format_ref.h"
 #include "mxq/kernels/cpu/gemm.h"
 #include "mxq/kernels/cpu/mx_convert.h"
@@ -38,29 +39,7 @@ namespace {
 
 using namespace mxq;
 
-struct Args {
-  int reps = 15;
-  size_t rows = 14336, cols = 4096;
-  int threads = 0;  // 0: every hardware thread
-  std::string target;
-};
-
-Args parse(int argc, char** argv) {
-  Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
-    if (!v) { fmt::print(stderr, "missing value after {}\n", k); std::exit(2); }
-    if (k == "--reps") a.reps = std::max(1, std::atoi(v));
-    else if (k == "--rows") a.rows = std::strtoull(v, nullptr, 10);
-    else if (k == "--cols") a.cols = std::strtoull(v, nullptr, 10);
-    else if (k == "--threads") a.threads = std::atoi(v);
-    else if (k == "--target") a.target = v;
-    else { fmt::print(stderr, "unknown flag {}\n", k); std::exit(2); }
-    ++i;
-  }
-  return a;
-}
+using Args = bench::BenchArgs;
 
 // Median wall time in microseconds of fn(copy), copy = 0, 1, ... n_copies − 1, 0, ... (one call
 // per repetition), after one warm-up call per copy.
@@ -91,7 +70,7 @@ uint64_t sum_words(const uint64_t* p, size_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Args a = parse(argc, argv);
+  const Args a = bench::parse_bench_args(argc, argv, 15);
   if (a.cols % kMxBlock != 0 || a.rows == 0) {
     fmt::print(stderr, "--cols must be a multiple of {} and --rows > 0\n", kMxBlock);
     return 2;
