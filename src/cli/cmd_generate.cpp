@@ -85,6 +85,7 @@ void run_generate(const GenerateArgs& a) {
   }
   const double decode_s = since(t1);
   fmt::print("{}\n\n", tok.decode(out).substr(shown.size()));
+  std::fflush(stdout);  // the text first, then the figures on stderr
   fmt::print(stderr, "prefill: {} tokens in {:.3f} s ({:.1f} tokens/s); decode: {} tokens in {:.3f} s ({:.1f} tokens/s)\n",
              prompt.size(), prefill_s, prompt.size() / prefill_s, out.size(), decode_s,
              out.empty() ? 0.0 : out.size() / decode_s);
