@@ -46,16 +46,6 @@ double median_ms(int reps, const std::function<void()>& fn) {
 
 int main(int argc, char** argv) {
   const Args a = bench::parse_bench_args(argc, argv, 9);
-  if (a.cols % kMxBlock != 0 || a.rows == 0) {
-    fmt::print(stderr, "--cols must be a multiple of {} and --rows > 0\n", kMxBlock);
-    return 2;
-  }
-  if (!a.target.empty() && !cpu_simd_force_target(a.target)) {
-    fmt::print(stderr, "target {} is not available here; choose one of:", a.target);
-    for (const auto& t : cpu_simd_targets()) fmt::print(stderr, " {}", t);
-    fmt::print(stderr, "\n");
-    return 2;
-  }
   const int all = a.threads > 0 ? a.threads : hardware_threads();
   const size_t n = a.rows * a.cols;
 
