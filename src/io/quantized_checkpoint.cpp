@@ -6,6 +6,7 @@
 #include "mxq/error.h"
 #include "mxq/format_ref.h"
 #include "mxq/io/checkpoint_dir.h"
+#include "mxq/io/gguf.h"
 
 namespace mxq::io {
 namespace {
@@ -115,18 +116,18 @@ std::vector<float> dequantize(const LogicalTensor& t) {
       for (size_t i = 0; i < n; ++i) y[i] = e4m3_to_f32(d[i]) * s;
       break;
     }
-    case StoredFormat::dense:
+    case StoredFormat::dense: {
+      // The F32 / F16 / BF16 byte decoders are the ones the GGUF reader uses for those types.
+      GgmlType g = GgmlType::f32;
       switch (t.data->dtype) {
-        case DType::f32: std::memcpy(y.data(), d, n * 4); break;
-        case DType::bf16:
-          for (size_t i = 0; i < n; ++i) { uint16_t h; std::memcpy(&h, d + 2 * i, 2); y[i] = bf16_to_f32(bf16{h}); }
-          break;
-        case DType::f16:
-          for (size_t i = 0; i < n; ++i) { uint16_t h; std::memcpy(&h, d + 2 * i, 2); y[i] = fp16_to_f32(fp16{h}); }
-          break;
+        case DType::f32: g = GgmlType::f32; break;
+        case DType::bf16: g = GgmlType::bf16; break;
+        case DType::f16: g = GgmlType::f16; break;
         default: fail("tensor '{}': dtype {} has no float value", t.name, dtype_info(t.data->dtype).name);
       }
+      ggml_type_info(static_cast<uint32_t>(g))->dequantize(d, n, y.data());
       break;
+    }
   }
   return y;
 }
