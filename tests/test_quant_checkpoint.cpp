@@ -194,7 +194,9 @@ TEST(QuantizeCheckpoint, KNotMultipleOf32IsAnErrorUnlessAllowed) {
   }
   const Plan plan = make_plan(in, r, true);
   for (const auto& e : plan.entries)
-    if (e.source->name == "model.layers.0.mlp.down_proj.weight") EXPECT_FALSE(e.decision.quantize);
+    if (e.source->name == "model.layers.0.mlp.down_proj.weight") {
+      EXPECT_FALSE(e.decision.quantize);
+    }
 }
 
 TEST(QuantizeCheckpoint, RefusesExistingOutputAndQuantizedInput) {

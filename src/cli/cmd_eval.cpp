@@ -8,12 +8,12 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "mxq/error.h"
+#include "mxq/io/hf_checkpoint.h"
 #include "mxq/runtime/evaluate.h"
 #include "mxq/runtime/tokenizer.h"
 
@@ -33,14 +33,6 @@ std::string default_text() {
   fail("no --text given and wikitext-2-raw/wiki.test.raw not found under ../shared/data or shared/data");
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("{}: cannot open", path);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 void run_eval(const EvalArgs& a) {
   const std::string text_path = a.text.empty() ? default_text() : a.text;
   const auto t0 = std::chrono::steady_clock::now();
@@ -51,7 +43,7 @@ void run_eval(const EvalArgs& a) {
   std::unique_ptr<runtime::Model> ref;
   if (!a.ref.empty()) ref = std::make_unique<runtime::Model>(a.ref, mo);
   const auto tok = runtime::Tokenizer::from_hf_dir(a.model);
-  const auto tokens = tok.encode(read_file(text_path), false);
+  const auto tokens = tok.encode(io::read_text_file(text_path), false);
   fmt::print(stderr, "{}: {} tokens; windows of {}\n", text_path, tokens.size(), a.ctx);
 
   const size_t all = tokens.size() / a.ctx;

@@ -1,7 +1,10 @@
 #include "mxq/io/hf_checkpoint.h"
 
 #include <filesystem>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <sstream>
 #include <set>
 
 #include "mxq/error.h"
@@ -10,11 +13,18 @@ namespace mxq::io {
 
 namespace fs = std::filesystem;
 
+std::string read_text_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail("{}: cannot open: {}", path, std::strerror(errno));
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
 nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) fail("{}: cannot open", path);
+  const std::string text = read_text_file(path);
   try {
-    return nlohmann::json::parse(f);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not valid JSON: {}", path, e.what());
   }

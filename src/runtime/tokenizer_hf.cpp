@@ -4,14 +4,12 @@
 // pre_tokenizer: ByteLevel, Digits, Split, Sequence of these, ending in ByteLevel; no normalizer;
 // decoder ByteLevel; post_processor ByteLevel (ids unchanged) or TemplateProcessing (its leading
 // special token is the BOS that add_special prepends).
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "mxq/error.h"
+#include "mxq/io/hf_checkpoint.h"
 #include "mxq/runtime/tokenizer.h"
 #include "tokenizer_spec.h"
 
@@ -19,14 +17,6 @@ namespace mxq::runtime {
 namespace {
 
 using json = nlohmann::json;
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open tokenizer file: {}", path, std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 json parse(std::string_view text, const std::string& origin) {
   try {
@@ -214,8 +204,8 @@ Tokenizer Tokenizer::from_hf_json(std::string_view tokenizer_json, std::string_v
 }
 
 Tokenizer Tokenizer::from_hf_files(const std::string& tokenizer_path, const std::string& config_path) {
-  const std::string config = config_path.empty() ? std::string() : read_text(config_path);
-  return Tokenizer(spec_from_texts(read_text(tokenizer_path), tokenizer_path, config, config_path));
+  const std::string config = config_path.empty() ? std::string() : io::read_text_file(config_path);
+  return Tokenizer(spec_from_texts(io::read_text_file(tokenizer_path), tokenizer_path, config, config_path));
 }
 
 Tokenizer Tokenizer::from_hf_dir(const std::string& dir) {

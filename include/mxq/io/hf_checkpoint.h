@@ -35,7 +35,8 @@ class HfCheckpoint {
   std::map<std::string, const TensorView*, std::less<>> by_name_;
 };
 
-// Reads a JSON file; errors name the file.
+// A whole file as bytes, and a JSON file parsed; errors name the file (and the OS's reason).
+std::string read_text_file(const std::string& path);
 nlohmann::json read_json_file(const std::string& path);
 
 }  // namespace mxq::io
