@@ -19,49 +19,16 @@
 #include "mxq/format.h"
 #include "mxq/format_ref.h"
 #include "mxq/kernels/cuda/mx_convert.h"
+#include "cuda_bench.h"
 
 namespace {
 
 using namespace mxq;
 
-#define CUDA_CHECK(expr)                                                                     \
-  do {                                                                                       \
-    const cudaError_t err_ = (expr);                                                         \
-    if (err_ != cudaSuccess) {                                                               \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr,                     \
-                   cudaGetErrorString(err_));                                                \
-      std::exit(1);                                                                          \
-    }                                                                                        \
-  } while (0)
-
 constexpr size_t kRows = 14336, kCols = 4096, kN = kRows * kCols;
 constexpr int kBuffers = 3, kWarmup = 5, kReps = 30;
 constexpr size_t kCheckRows[] = {0, 1, 2, 3, 7000, kRows - 1};
 
-
-// Median of kReps event-timed launches of op(rep), in microseconds.
-template <typename Op>
-double median_us(Op op) {
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
-  for (int i = 0; i < kWarmup; ++i) op(i);
-  CUDA_CHECK(cudaDeviceSynchronize());
-  std::vector<double> us;
-  for (int i = 0; i < kReps; ++i) {
-    CUDA_CHECK(cudaEventRecord(start));
-    op(i);
-    CUDA_CHECK(cudaEventRecord(stop));
-    CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    us.push_back(1000.0 * ms);
-  }
-  CUDA_CHECK(cudaEventDestroy(start));
-  CUDA_CHECK(cudaEventDestroy(stop));
-  std::sort(us.begin(), us.end());
-  return us[us.size() / 2];
-}
 
 struct Row {
   const char* op;
@@ -73,12 +40,8 @@ struct Row {
 }  // namespace
 
 int main() {
-  int device = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
-  cudaDeviceProp prop{};
-  CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
-  std::printf("device: %s (sm_%d%d, %d SMs, L2 %d MB)\n", prop.name, prop.major, prop.minor,
-              prop.multiProcessorCount, prop.l2CacheSize >> 20);
+  bench::print_device();
+  bench::Timer timer(kWarmup, kReps);
   std::printf("input: %zu x %zu bf16 gaussian, %d rotating buffers, median of %d reps\n", kRows,
               kCols, kBuffers, kReps);
 
@@ -142,21 +105,21 @@ int main() {
 
   std::vector<Row> rows;
   const double quant_bytes = double(x_bytes) + double(code_bytes) + double(scale_bytes);
-  rows.push_back({"copy D2D", "-", median_us([&](int i) {
+  rows.push_back({"copy D2D", "-", timer.median_us([&](int i) {
                     CUDA_CHECK(cudaMemcpyAsync(y[i % kBuffers], x[(i + 1) % kBuffers], x_bytes,
                                                cudaMemcpyDeviceToDevice));
                   }),
                   2.0 * double(x_bytes)});
   for (const ScaleRule rule : kRules) {
     const MxOptions opt{rule, TieRule::nearest_even, NonFinite::error};
-    rows.push_back({"quantize bf16->mxfp4", scale_rule_name(rule), median_us([&](int i) {
+    rows.push_back({"quantize bf16->mxfp4", scale_rule_name(rule), timer.median_us([&](int i) {
                       const int b = i % kBuffers;
                       CUDA_CHECK(mxfp4_quantize_cuda(x[b], ElemType::bf16, kN, codes[b], scales[b],
                                                      opt, first_bad, nullptr));
                     }),
                     quant_bytes});
   }
-  rows.push_back({"dequantize mxfp4->bf16", "-", median_us([&](int i) {
+  rows.push_back({"dequantize mxfp4->bf16", "-", timer.median_us([&](int i) {
                     const int b = i % kBuffers;
                     CUDA_CHECK(mxfp4_dequantize_cuda(codes[b], scales[b], kN, y[b], ElemType::bf16,
                                                      nullptr));

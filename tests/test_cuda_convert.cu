@@ -20,43 +20,11 @@
 #include "mxq/format.h"
 #include "mxq/format_ref.h"
 #include "mxq/kernels/cuda/mx_convert.h"
+#include "cuda_test_util.h"
 
 namespace mxq {
 namespace {
 
-constexpr size_t kGuard = 64;  // poison bytes checked past the end of each output
-
-std::string no_device_reason() {
-  int count = 0;
-  const cudaError_t e = cudaGetDeviceCount(&count);
-  if (e != cudaSuccess) return std::string("no CUDA device: ") + cudaGetErrorString(e);
-  if (count == 0) return std::string("no CUDA device: ") + cudaGetErrorString(cudaErrorNoDevice);
-  return "";
-}
-
-#define SKIP_WITHOUT_CUDA_DEVICE()                  \
-  do {                                              \
-    const std::string reason = no_device_reason();  \
-    if (!reason.empty()) GTEST_SKIP() << reason;    \
-  } while (0)
-
-#define CUDA_ASSERT(expr) ASSERT_EQ(cudaSuccess, (expr)) << #expr
-
-// A device allocation that frees itself.
-struct DeviceBytes {
-  uint8_t* ptr = nullptr;
-  explicit DeviceBytes(size_t bytes) {
-    if (cudaMalloc(&ptr, bytes) != cudaSuccess) ptr = nullptr;
-  }
-  ~DeviceBytes() { cudaFree(ptr); }
-  DeviceBytes(const DeviceBytes&) = delete;
-  DeviceBytes& operator=(const DeviceBytes&) = delete;
-};
-
-uint64_t fresh_seed() {
-  std::random_device rd;
-  return (uint64_t{rd()} << 32) | rd();
-}
 
 // ---------------------------------------------------------------------------------------------
 // Test data: each 32-element block draws one kind, so every block rule meets every case.
@@ -168,27 +136,27 @@ void expect_quantize_matches_ref(const HostInput& in, const QuantizeCase& c) {
   const size_t ref_bad =
       mxfp4_quantize_row_ref(in.values.data(), n, ref_codes.data(), ref_scales.data(), c.opt);
 
-  DeviceBytes x(in.bytes.size() + 16), codes(code_bytes + kGuard + 16),
+  DeviceBuffer<uint8_t> x(in.bytes.size() + 16), codes(code_bytes + kGuard + 16),
       scales(scale_bytes + kGuard), first_bad(sizeof(unsigned long long));
-  ASSERT_TRUE(x.ptr && codes.ptr && scales.ptr && first_bad.ptr);
-  uint8_t* x_dev = x.ptr + c.x_offset * elem_size(c.xt);
-  uint8_t* codes_dev = codes.ptr + c.codes_offset;
+  ASSERT_TRUE(x.get() && codes.get() && scales.get() && first_bad.get());
+  uint8_t* x_dev = x.get() + c.x_offset * elem_size(c.xt);
+  uint8_t* codes_dev = codes.get() + c.codes_offset;
   CUDA_ASSERT(cudaMemcpy(x_dev, in.bytes.data(), in.bytes.size(), cudaMemcpyHostToDevice));
 
   for (const uint8_t poison : {uint8_t{0xA5}, uint8_t{0x5A}}) {
     SCOPED_TRACE(testing::Message() << "poison 0x" << std::hex << int{poison});
-    CUDA_ASSERT(cudaMemset(codes.ptr, poison, code_bytes + kGuard + 16));
-    CUDA_ASSERT(cudaMemset(scales.ptr, poison, scale_bytes + kGuard));
-    CUDA_ASSERT(cudaMemset(first_bad.ptr, 0xFF, sizeof(unsigned long long)));  // ULLONG_MAX
-    CUDA_ASSERT(mxfp4_quantize_cuda(x_dev, c.xt, n, codes_dev, scales.ptr, c.opt,
-                                    reinterpret_cast<unsigned long long*>(first_bad.ptr), nullptr));
+    CUDA_ASSERT(cudaMemset(codes.get(), poison, code_bytes + kGuard + 16));
+    CUDA_ASSERT(cudaMemset(scales.get(), poison, scale_bytes + kGuard));
+    CUDA_ASSERT(cudaMemset(first_bad.get(), 0xFF, sizeof(unsigned long long)));  // ULLONG_MAX
+    CUDA_ASSERT(mxfp4_quantize_cuda(x_dev, c.xt, n, codes_dev, scales.get(), c.opt,
+                                    reinterpret_cast<unsigned long long*>(first_bad.get()), nullptr));
     CUDA_ASSERT(cudaDeviceSynchronize());
 
     std::vector<uint8_t> got_codes(code_bytes + kGuard + 16), got_scales(scale_bytes + kGuard);
     unsigned long long got_bad = 0;
-    CUDA_ASSERT(cudaMemcpy(got_codes.data(), codes.ptr, got_codes.size(), cudaMemcpyDeviceToHost));
-    CUDA_ASSERT(cudaMemcpy(got_scales.data(), scales.ptr, got_scales.size(), cudaMemcpyDeviceToHost));
-    CUDA_ASSERT(cudaMemcpy(&got_bad, first_bad.ptr, sizeof got_bad, cudaMemcpyDeviceToHost));
+    CUDA_ASSERT(cudaMemcpy(got_codes.data(), codes.get(), got_codes.size(), cudaMemcpyDeviceToHost));
+    CUDA_ASSERT(cudaMemcpy(got_scales.data(), scales.get(), got_scales.size(), cudaMemcpyDeviceToHost));
+    CUDA_ASSERT(cudaMemcpy(&got_bad, first_bad.get(), sizeof got_bad, cudaMemcpyDeviceToHost));
 
     // Guards: before the offset codes and past the end of both outputs.
     for (size_t i = 0; i < c.codes_offset; ++i) ASSERT_EQ(got_codes[i], poison) << "code guard " << i;
@@ -304,15 +272,15 @@ __global__ void count_encoder_mismatches(TieRule ties, unsigned long long* misma
 
 TEST(CudaE2m1, IntegerEncoderEqualsFormatOnEveryFloat) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  DeviceBytes count(sizeof(unsigned long long));
-  ASSERT_TRUE(count.ptr);
+  DeviceBuffer<uint8_t> count(sizeof(unsigned long long));
+  ASSERT_TRUE(count.get());
   for (const TieRule ties : {TieRule::nearest_even, TieRule::toward_zero}) {
     SCOPED_TRACE(tie_rule_name(ties));
-    CUDA_ASSERT(cudaMemset(count.ptr, 0, sizeof(unsigned long long)));
-    count_encoder_mismatches<<<4096, 256>>>(ties, reinterpret_cast<unsigned long long*>(count.ptr));
+    CUDA_ASSERT(cudaMemset(count.get(), 0, sizeof(unsigned long long)));
+    count_encoder_mismatches<<<4096, 256>>>(ties, reinterpret_cast<unsigned long long*>(count.get()));
     CUDA_ASSERT(cudaGetLastError());
     unsigned long long mismatches = ~0ull;
-    CUDA_ASSERT(cudaMemcpy(&mismatches, count.ptr, sizeof mismatches, cudaMemcpyDeviceToHost));
+    CUDA_ASSERT(cudaMemcpy(&mismatches, count.get(), sizeof mismatches, cudaMemcpyDeviceToHost));
     EXPECT_EQ(mismatches, 0u);
   }
 }
@@ -359,13 +327,13 @@ TEST(CudaMse, IntegerErrorEqualsFormatOnDevice) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(testing::Message() << "seed " << seed);
-  DeviceBytes count(sizeof(unsigned long long));
-  ASSERT_TRUE(count.ptr);
-  CUDA_ASSERT(cudaMemset(count.ptr, 0, sizeof(unsigned long long)));
-  count_mse_error_mismatches<<<4096, 256>>>(seed, reinterpret_cast<unsigned long long*>(count.ptr));
+  DeviceBuffer<uint8_t> count(sizeof(unsigned long long));
+  ASSERT_TRUE(count.get());
+  CUDA_ASSERT(cudaMemset(count.get(), 0, sizeof(unsigned long long)));
+  count_mse_error_mismatches<<<4096, 256>>>(seed, reinterpret_cast<unsigned long long*>(count.get()));
   CUDA_ASSERT(cudaGetLastError());
   unsigned long long mismatches = ~0ull;
-  CUDA_ASSERT(cudaMemcpy(&mismatches, count.ptr, sizeof mismatches, cudaMemcpyDeviceToHost));
+  CUDA_ASSERT(cudaMemcpy(&mismatches, count.get(), sizeof mismatches, cudaMemcpyDeviceToHost));
   EXPECT_EQ(mismatches, 0u);
 }
 
@@ -386,22 +354,22 @@ void expect_dequantize_matches_ref(size_t n, ElemType yt, size_t y_offset, size_
   mxfp4_dequantize_row_ref(codes.data(), scales.data(), n, ref.data());
 
   const size_t es = elem_size(yt), y_bytes = n * es;
-  DeviceBytes codes_dev(code_bytes + 16), scales_dev(scale_bytes), y(y_bytes + kGuard + 16 * es);
-  ASSERT_TRUE(codes_dev.ptr && scales_dev.ptr && y.ptr);
-  CUDA_ASSERT(cudaMemcpy(codes_dev.ptr + codes_offset, codes.data(), code_bytes,
+  DeviceBuffer<uint8_t> codes_dev(code_bytes + 16), scales_dev(scale_bytes), y(y_bytes + kGuard + 16 * es);
+  ASSERT_TRUE(codes_dev.get() && scales_dev.get() && y.get());
+  CUDA_ASSERT(cudaMemcpy(codes_dev.get() + codes_offset, codes.data(), code_bytes,
                          cudaMemcpyHostToDevice));
-  CUDA_ASSERT(cudaMemcpy(scales_dev.ptr, scales.data(), scale_bytes, cudaMemcpyHostToDevice));
+  CUDA_ASSERT(cudaMemcpy(scales_dev.get(), scales.data(), scale_bytes, cudaMemcpyHostToDevice));
   const size_t y_start = y_offset * es;
   const size_t y_total = y_bytes + kGuard + 16 * es;
 
   for (const uint8_t poison : {uint8_t{0xA5}, uint8_t{0x5A}}) {
     SCOPED_TRACE(testing::Message() << "poison 0x" << std::hex << int{poison});
-    CUDA_ASSERT(cudaMemset(y.ptr, poison, y_total));
-    CUDA_ASSERT(mxfp4_dequantize_cuda(codes_dev.ptr + codes_offset, scales_dev.ptr, n,
-                                      y.ptr + y_start, yt, nullptr));
+    CUDA_ASSERT(cudaMemset(y.get(), poison, y_total));
+    CUDA_ASSERT(mxfp4_dequantize_cuda(codes_dev.get() + codes_offset, scales_dev.get(), n,
+                                      y.get() + y_start, yt, nullptr));
     CUDA_ASSERT(cudaDeviceSynchronize());
     std::vector<uint8_t> got(y_total);
-    CUDA_ASSERT(cudaMemcpy(got.data(), y.ptr, y_total, cudaMemcpyDeviceToHost));
+    CUDA_ASSERT(cudaMemcpy(got.data(), y.get(), y_total, cudaMemcpyDeviceToHost));
     for (size_t i = 0; i < y_start; ++i) ASSERT_EQ(got[i], poison) << "guard " << i;
     for (size_t i = y_start + y_bytes; i < y_total; ++i) ASSERT_EQ(got[i], poison) << "guard " << i;
 

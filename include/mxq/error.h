@@ -2,8 +2,6 @@
 // (file, tensor, element), so that the CLI can print them as they are.
 #pragma once
 
-#include <fmt/core.h>
-
 #include <stdexcept>
 #include <string>
 
@@ -14,9 +12,16 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// fail() formats with fmt, whose compile-time format-string checks do not compile under nvcc: CUDA
+// translation units throw Error with a built string instead.
+}  // namespace mxq
+#ifndef __CUDACC__
+#include <fmt/core.h>
+namespace mxq {
 template <class... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {
   throw Error(fmt::format(f, std::forward<Args>(args)...));
 }
 
 }  // namespace mxq
+#endif  // __CUDACC__
