@@ -13,27 +13,28 @@ bf16=models/smollm2-135m-instruct-bf16
 mkdir -p models/accuracy
 rows=(
   "BF16|-|-"
-  "MXFP4_WEIGHT_ONLY|MXFP4_WEIGHT_ONLY|"
+  "MXFP4_WEIGHT_ONLY (even)|MXFP4_WEIGHT_ONLY|"
+  "MXFP4_WEIGHT_ONLY --scale-rule ceil|MXFP4_WEIGHT_ONLY|ceil"
   "MXFP4_WEIGHT_ONLY --scale-rule ocp_floor|MXFP4_WEIGHT_ONLY|ocp_floor"
-  "MXFP4_WEIGHT_ONLY --scale-rule even|MXFP4_WEIGHT_ONLY|even"
   "MXFP4_WEIGHT_ONLY --scale-rule mse|MXFP4_WEIGHT_ONLY|mse"
   "MXFP4_MLP_WEIGHT_ONLY_CFG|MXFP4_MLP_WEIGHT_ONLY_CFG|"
   "W4A8_MXFP4_FP8_CFG|W4A8_MXFP4_FP8_CFG|"
   "MXFP4_DEFAULT_CFG|MXFP4_DEFAULT_CFG|"
+  "NVFP4_DEFAULT_CFG --mode W4A16|NVFP4_DEFAULT_CFG||W4A16"
   "NVFP4_DEFAULT_CFG|NVFP4_DEFAULT_CFG|"
 )
 echo "| model | perplexity ± se | KL(BF16 ‖ q) ± se | top-1 |"
 echo "|---|---:|---:|---:|"
 for row in "${rows[@]}"; do
-  IFS='|' read -r label recipe rule <<<"$row"
-  slug=$(echo "$label" | tr ' -' '__' | tr -s '_')
+  IFS='|' read -r label recipe rule mode <<<"$row"
+  slug=$(echo "$label" | tr ' -' '__' | tr -d '()' | tr -s '_')
   json=models/accuracy/$slug.json
   if [ "$recipe" = "-" ]; then
     $mxq eval "$bf16" --max-windows "$windows" --json "$json" >/dev/null 2>&1
   else
     dir=models/accuracy/$slug
     $mxq quantize "$bf16" -o "$dir" --recipe "$recipe" ${rule:+--scale-rule $rule} --force >/dev/null 2>&1
-    if ! err=$($mxq eval "$dir" --ref "$bf16" --max-windows "$windows" --json "$json" 2>&1 >/dev/null); then
+    if ! err=$($mxq eval "$dir" --ref "$bf16" --max-windows "$windows" ${mode:+--mode $mode} --json "$json" 2>&1 >/dev/null); then
       echo "| $label | not run: $(echo "$err" | tail -n 1) | | |"
       continue
     fi

@@ -1,12 +1,13 @@
-// M = 1 GEMV y[N] = W[N, K] · x[K] on the CPU (issue 4): BF16 weights vs MXFP4 W4A16 weights,
-// against the memory bandwidth measured in the same run.
+// M = 1 GEMV y[N] = W[N, K] · x[K] on the CPU (issue 4): BF16 weights vs MXFP4 W4A16 weights
+// (gemm_mxfp4: x rounded to BF16 inside, as W4A16 is defined in gemm.h), against the memory
+// bandwidth measured in the same run.
 //
 // W: N × K (default 14336 × 4096, an MLP weight of a 7-8B model) of gaussian values in BF16, and
 // the same values quantized to MXFP4 (codes + E8M0 scales) with mxq's converter. Several copies of
 // each weight are used in turn (BF16: 2 × 117 MB; MXFP4: 4 × 31 MB), so neither the 2 MB L2 nor
 // the 32 MB L3 holds the weights a run reads. Each kernel runs once per copy to warm up, then
-// --reps times; the table gives the median. Threads: 1 and all (a persistent mxq::ThreadPool, the
-// runtime's).
+// --reps times, the four measurements below taking turns call by call; the table gives medians.
+// Threads: 1 and all (a persistent mxq::ThreadPool, the runtime's).
 //
 // Bandwidth, measured in the same run on a buffer as big as the BF16 weight, at the same thread
 // count: "read" = a SIMD-friendly sum over the buffer (bytes read / time: a pure read stream, what
@@ -41,18 +42,32 @@ using namespace mxq;
 
 using Args = bench::BenchArgs;
 
-// Median wall time in microseconds of fn(copy), copy = 0, 1, ... n_copies − 1, 0, ... (one call
-// per repetition), after one warm-up call per copy.
-double median_us(int reps, int n_copies, const std::function<void(int)>& fn) {
-  for (int c = 0; c < n_copies; ++c) fn(c);
-  std::vector<double> t(reps);
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn(r % n_copies);
-    t[r] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+// A timed kernel: fn(copy) for copy = 0, 1, ... copies − 1, 0, ... (one call per repetition).
+struct Timed {
+  int copies;
+  std::function<void(int)> fn;
+};
+
+// Median wall time in microseconds of each kernel, after one warm-up call per copy. The kernels
+// take turns, one call each per repetition, so on a shared machine every kernel sees the same
+// neighbours (another process's compile or memory traffic) rather than whichever ran during its
+// own block of repetitions.
+std::vector<double> interleaved_medians_us(int reps, const std::vector<Timed>& kernels) {
+  for (const Timed& k : kernels)
+    for (int c = 0; c < k.copies; ++c) k.fn(c);
+  std::vector<std::vector<double>> t(kernels.size(), std::vector<double>(reps));
+  for (int r = 0; r < reps; ++r)
+    for (size_t i = 0; i < kernels.size(); ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      kernels[i].fn(r % kernels[i].copies);
+      t[i][r] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    }
+  std::vector<double> medians;
+  for (auto& ti : t) {
+    std::nth_element(ti.begin(), ti.begin() + reps / 2, ti.end());
+    medians.push_back(ti[reps / 2]);
   }
-  std::nth_element(t.begin(), t.begin() + reps / 2, t.end());
-  return t[reps / 2];
+  return medians;
 }
 
 // Sum of 64-bit words, 8 independent accumulators (vectorized by the compiler): a read stream.
@@ -124,36 +139,36 @@ int main(int argc, char** argv) {
       else p->parallel_for(words, (words + threads - 1) / threads, fn);
     };
 
-    const double read_us = median_us(a.reps, 1, [&](int) {
-      uint64_t s = 0;
-      std::vector<uint64_t> parts(threads * 8, 0);
-      std::atomic<size_t> slot{0};
-      slices([&](size_t b, size_t e) { parts[slot++] = sum_words(src.data() + b, e - b); });
-      for (uint64_t v : parts) s += v;
-      sink = sink + s;
+    const std::vector<double> us = interleaved_medians_us(a.reps, {
+        {1, [&](int) {  // read
+           uint64_t s = 0;
+           std::vector<uint64_t> parts(threads * 8, 0);
+           std::atomic<size_t> slot{0};
+           slices([&](size_t b, size_t e) { parts[slot++] = sum_words(src.data() + b, e - b); });
+           for (uint64_t v : parts) s += v;
+           sink = sink + s;
+         }},
+        {1, [&](int) {  // memcpy
+           slices([&](size_t b, size_t e) {
+             std::memcpy(dst.data() + b, src.data() + b, (e - b) * sizeof(uint64_t));
+           });
+         }},
+        {kBf16Copies, [&](int c) { gemm_bf16(x.data(), 1, K, wb[c].data(), N, y_bf16.data(), p); }},
+        {kMxCopies, [&](int c) {
+           gemm_mxfp4(x.data(), 1, K, codes[c].data(), scales[c].data(), N, y_mx.data(), p);
+         }},
     });
+    const double read_us = us[0], copy_us = us[1], bf16_us = us[2], mx_us = us[3];
     const double read_gbs = buf_bytes / read_us / 1e3;
-    const double copy_us = median_us(a.reps, 1, [&](int) {
-      slices([&](size_t b, size_t e) {
-        std::memcpy(dst.data() + b, src.data() + b, (e - b) * sizeof(uint64_t));
-      });
-    });
     const double copy_gbs = 2.0 * buf_bytes / copy_us / 1e3;
 
-    const auto row = [&](const char* kernel, double us, double bytes, const std::string& ratio) {
-      const double gbs = bytes / us / 1e3;
-      fmt::print("| {} | {} | {:.0f} | {:.2f} | {:.0f}% | {:.0f}% | {} |\n", kernel, threads, us,
+    const auto row = [&](const char* kernel, double t_us, double bytes, const std::string& ratio) {
+      const double gbs = bytes / t_us / 1e3;
+      fmt::print("| {} | {} | {:.0f} | {:.2f} | {:.0f}% | {:.0f}% | {} |\n", kernel, threads, t_us,
                  gbs, 100.0 * gbs / read_gbs, 100.0 * gbs / copy_gbs, ratio);
     };
     row("read (sum)", read_us, buf_bytes, "-");
     row("memcpy (r+w)", copy_us, 2.0 * buf_bytes, "-");
-
-    const double bf16_us = median_us(a.reps, kBf16Copies, [&](int c) {
-      gemm_bf16(x.data(), 1, K, wb[c].data(), N, y_bf16.data(), p);
-    });
-    const double mx_us = median_us(a.reps, kMxCopies, [&](int c) {
-      gemm_mxfp4(x.data(), 1, K, codes[c].data(), scales[c].data(), N, y_mx.data(), p);
-    });
     row("bf16", bf16_us, bf16_bytes, "-");
     row("mxfp4 w4a16", mx_us, mx_bytes, fmt::format("{:.3f}", mx_us / bf16_us));
   }

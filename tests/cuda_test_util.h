@@ -1,6 +1,6 @@
 // tests/cuda_test_util.h — what every CUDA test file shares: the skip with a reason on machines
 // without a device (CI), a checked-call assertion, a fresh seed per test (printed on failure by the
-// caller), and the guard-byte count checked past the end of every output.
+// caller), device outputs with guard bytes checked on both sides, and test inputs moved to the device.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -10,7 +10,10 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <vector>
 
+#include "mxq/format.h"
+#include "mxq/kernels/cpu/mx_convert.h"  // ElemType
 #include "mxq/kernels/cuda/device_buffer.h"
 
 namespace mxq {
@@ -28,6 +31,56 @@ constexpr size_t kGuard = 64;  // poison bytes checked past the end of each outp
 inline uint64_t fresh_seed() {
   std::random_device rd;
   return (uint64_t{rd()} << 32) | rd();
+}
+
+// A device output of `bytes` with kGuard poison bytes before and after (64: keeps 16-byte alignment).
+class GuardedOutput {
+ public:
+  explicit GuardedOutput(size_t bytes) : bytes_(bytes), buf_(bytes + 2 * kGuard) { buf_.fill_bytes(0xFF); }
+  void* get() const { return buf_.get() + kGuard; }
+  // The outputs, after checking that no guard byte changed.
+  std::vector<uint8_t> download() const {
+    std::vector<uint8_t> all(bytes_ + 2 * kGuard);
+    buf_.download(all.data(), all.size());
+    for (size_t i = 0; i < kGuard; ++i) {
+      EXPECT_EQ(all[i], 0xFF) << "guard byte " << i << " before the output was written";
+      EXPECT_EQ(all[kGuard + bytes_ + i], 0xFF) << "guard byte " << i << " past the output was written";
+    }
+    return {all.begin() + kGuard, all.end() - kGuard};
+  }
+
+ private:
+  size_t bytes_;
+  DeviceBuffer<uint8_t> buf_;
+};
+
+template <typename T>
+DeviceBuffer<T> to_device(const std::vector<T>& host) {
+  DeviceBuffer<T> d(host.size());
+  d.upload(host.data(), host.size());
+  return d;
+}
+
+// x widened from bf16 to f32.
+inline std::vector<float> widen(const std::vector<bf16>& x) {
+  std::vector<float> f(x.size());
+  for (size_t i = 0; i < x.size(); ++i) f[i] = bf16_to_f32(x[i]);
+  return f;
+}
+
+// The device copy of activations x as xt (f32 or bf16); when xt is bf16, x becomes the bf16 values
+// (what the references must see).
+inline DeviceBuffer<uint8_t> activations_on_device(std::vector<float>& x, ElemType xt) {
+  if (xt == ElemType::f32) {
+    DeviceBuffer<uint8_t> d(x.size() * 4);
+    d.upload(reinterpret_cast<const uint8_t*>(x.data()), x.size() * 4);
+    return d;
+  }
+  std::vector<bf16> h(x.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = bf16_to_f32(h[i] = bf16_from_f32(x[i]));
+  DeviceBuffer<uint8_t> d(x.size() * 2);
+  d.upload(reinterpret_cast<const uint8_t*>(h.data()), x.size() * 2);
+  return d;
 }
 
 }  // namespace mxq

@@ -27,7 +27,8 @@ struct Tiny {
 };
 
 // A two-layer Llama-shaped checkpoint with BF16 weights (K = 96 and 160: multiples of 32, not 128).
-Tiny make_tiny(const std::string& name, float poison = 0.0f, uint64_t odd_k = 0) {
+// tied: no lm_head.weight, and config.json says tie_word_embeddings (SmolLM2's layout).
+Tiny make_tiny(const std::string& name, float poison = 0.0f, uint64_t odd_k = 0, bool tied = false) {
   Tiny t{fs::temp_directory_path() / ("mxq_test_quant_" + name + "_" + std::to_string(::getpid())), {}};
   fs::remove_all(t.dir);
   fs::create_directories(t.dir);
@@ -46,6 +47,7 @@ Tiny make_tiny(const std::string& name, float poison = 0.0f, uint64_t odd_k = 0)
   std::vector<std::vector<uint16_t>> keep;
   io::SafetensorsWriter w;
   for (const auto& [n, s] : shapes) {
+    if (tied && n == "lm_head.weight") continue;
     uint64_t count = 1;
     for (auto d : s) count *= d;
     auto& bits = keep.emplace_back(count);
@@ -59,7 +61,8 @@ Tiny make_tiny(const std::string& name, float poison = 0.0f, uint64_t odd_k = 0)
     w.add(n, io::DType::bf16, s, {reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2});
   }
   w.write((t.dir / "model.safetensors").string());
-  std::ofstream(t.dir / "config.json") << R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 96})";
+  std::ofstream(t.dir / "config.json") << R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 96, "tie_word_embeddings": )"
+                                        << (tied ? "true}" : "false}");
   std::ofstream(t.dir / "tokenizer.json") << "{}";
   return t;
 }
@@ -150,6 +153,58 @@ TEST(QuantizeCheckpoint, EveryPresetAndRuleMatchesTheReference) {
     EXPECT_EQ(q.find("lm_head.weight")->dtype, io::DType::bf16);
     EXPECT_EQ(q.find("model.embed_tokens.weight")->dtype, io::DType::bf16);
   }
+}
+
+// A tied head: by default it stays the (kept) embedding table; with quantize_lm_head
+// (--quantize-lm-head) it becomes lm_head.weight + weight_scale, the MXFP4 of the embedding's values
+// (the reference's bytes), while the embedding itself is copied bit for bit and config.json is
+// untied, so that engines load the head from its own tensors.
+TEST(QuantizeCheckpoint, TiedLmHeadBecomesAnMxfp4TensorOfItsOwn) {
+  const Tiny tiny = make_tiny("tied", 0.0f, 0, true);
+  const io::HfCheckpoint in(tiny.dir.string());
+  const auto excludes_head = [](const io::HfCheckpoint& q) {
+    for (const auto& m : q.config()["quantization_config"]["ignore"])
+      if (m == "lm_head") return true;
+    return false;
+  };
+  Recipe r = recipe_preset("MXFP4_WEIGHT_ONLY");
+  {
+    const Plan plan = make_plan(in, r, false);
+    EXPECT_FALSE(plan.untied_lm_head);
+    const auto out = out_dir("tied_kept");
+    quantize_checkpoint(in, plan, r, out.string(), {});
+    const io::HfCheckpoint q(out.string());
+    EXPECT_EQ(q.find("lm_head.weight"), nullptr);
+    EXPECT_TRUE(q.config().value("tie_word_embeddings", false));
+    EXPECT_TRUE(excludes_head(q));
+  }
+  r.quantize_lm_head = true;
+  const Plan plan = make_plan(in, r, false);
+  EXPECT_TRUE(plan.untied_lm_head);
+  ASSERT_EQ(plan.entries.size(), 8u);  // the 7 tensors + the head
+  for (size_t i = 1; i < plan.entries.size(); ++i) EXPECT_LT(plan.entries[i - 1].name, plan.entries[i].name);
+  const auto head = std::find_if(plan.entries.begin(), plan.entries.end(),
+                                 [](const PlanEntry& e) { return e.name == "lm_head.weight"; });
+  ASSERT_NE(head, plan.entries.end());
+  EXPECT_TRUE(head->decision.quantize);
+  EXPECT_EQ(head->source->name, "model.embed_tokens.weight");
+
+  const auto out = out_dir("tied_mxfp4");
+  quantize_checkpoint(in, plan, r, out.string(), {});
+  const io::HfCheckpoint q(out.string());
+  const auto& x = tiny.f32.at("model.embed_tokens.weight");
+  std::vector<uint8_t> codes(x.size() / 2), scales(x.size() / 32);
+  ASSERT_EQ(mxfp4_quantize_row_ref(x.data(), x.size(), codes.data(), scales.data(), head->decision.format.mx), kRowOk);
+  const io::TensorView* w = q.find("lm_head.weight");
+  const io::TensorView* s = q.find("lm_head.weight_scale");
+  ASSERT_TRUE(w && s);
+  EXPECT_EQ(w->shape, (std::vector<uint64_t>{50, 48}));
+  EXPECT_EQ(bytes(w->data), codes);
+  EXPECT_EQ(bytes(s->data), scales);
+  EXPECT_EQ(q.find("model.embed_tokens.weight")->dtype, io::DType::bf16);
+  EXPECT_EQ(bytes(q.find("model.embed_tokens.weight")->data), bytes(in.find("model.embed_tokens.weight")->data));
+  EXPECT_FALSE(q.config().value("tie_word_embeddings", true));
+  EXPECT_FALSE(excludes_head(q));
 }
 
 TEST(QuantizeCheckpoint, ShardsAndIndexReadBack) {

@@ -21,7 +21,7 @@ namespace mxq::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, ref, text, json;
+  std::string model, ref, text, json, mode;
   size_t ctx = 512, max_windows = 0;
   int threads = 0;
 };
@@ -39,9 +39,13 @@ void run_eval(const EvalArgs& a) {
   runtime::ModelOptions mo;
   mo.threads = a.threads;
   mo.max_seq = a.ctx;
-  runtime::Model model(a.model, mo);
   std::unique_ptr<runtime::Model> ref;
-  if (!a.ref.empty()) ref = std::make_unique<runtime::Model>(a.ref, mo);
+  if (!a.ref.empty()) ref = std::make_unique<runtime::Model>(a.ref, mo);  // as its config says
+  if (!a.mode.empty()) mo.mode = runtime::mxfp4_mode_from_name(a.mode);
+  runtime::Model model(a.model, mo);
+  const runtime::QuantConfig& qc = model.quant_config();
+  const std::string quant = qc.quant_algo.empty() ? "none" : fmt::format("{} {} ({})", qc.quant_algo,
+                                                                           runtime::mxfp4_mode_name(qc.mode), qc.mode_reason);
   const auto tok = runtime::Tokenizer::from_hf_dir(a.model);
   const auto tokens = tok.encode(io::read_text_file(text_path), false);
   fmt::print(stderr, "{}: {} tokens; windows of {}\n", text_path, tokens.size(), a.ctx);
@@ -55,6 +59,7 @@ void run_eval(const EvalArgs& a) {
   bar.finish();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fmt::print("\n{:<40} {}\n", "model", a.model);
+  fmt::print("{:<40} {}\n", "quantization", quant);
   if (ref) fmt::print("{:<40} {}\n", "reference", a.ref);
   fmt::print("{:<40} {} (ctx {}, {} windows, {} scored tokens)\n", "text", text_path, a.ctx, r.windows, r.tokens);
   fmt::print("{:<40} {:.4f} ± {:.4f}\n", "perplexity", r.ppl, r.ppl_se);
@@ -65,7 +70,7 @@ void run_eval(const EvalArgs& a) {
   }
   fmt::print("{:<40} {:.1f} s ({:.0f} tokens/s)\n", "time", secs, r.windows * a.ctx * (ref ? 2.0 : 1.0) / secs);
   if (!a.json.empty()) {
-    nlohmann::ordered_json j = {{"model", a.model}, {"text", text_path}, {"ctx", a.ctx}, {"windows", r.windows},
+    nlohmann::ordered_json j = {{"model", a.model}, {"quantization", quant}, {"text", text_path}, {"ctx", a.ctx}, {"windows", r.windows},
                                 {"tokens", r.tokens}, {"ppl", r.ppl}, {"ppl_se", r.ppl_se}, {"nll", r.nll},
                                 {"nll_se", r.nll_se}, {"seconds", secs}};
     if (ref) j["reference"] = a.ref, j["kl"] = *r.kl, j["kl_se"] = *r.kl_se, j["top1"] = *r.top1;
@@ -82,6 +87,8 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--ref", a->ref, "Reference checkpoint (e.g. the BF16 model) for KL and top-1")->check(CLI::ExistingDirectory);
   cmd->add_option("--text", a->text, "Evaluation text (default: ../shared/data/wikitext-2-raw/wiki.test.raw)")->check(CLI::ExistingFile);
   cmd->add_option("--ctx", a->ctx, "Window length in tokens")->check(CLI::Range(2, 1 << 17))->capture_default_str();
+  cmd->add_option("--mode", a->mode, "Activation mode of the quantized layers, overriding the checkpoint's: W4A16, W4A8, W4A4")
+      ->check(CLI::IsMember({"W4A16", "W4A8", "W4A4"}, CLI::ignore_case));
   cmd->add_option("--max-windows", a->max_windows, "Score only the first N windows (0 = all)");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("--json", a->json, "Also write the results to this JSON file");

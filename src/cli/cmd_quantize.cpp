@@ -50,7 +50,7 @@ void run_quantize(const QuantizeArgs& a) {
   fmt::print("plan: {} with recipe {} ({})\n\n", a.in, recipe.name, recipe.quant_algo);
   fmt::print("{:<52} {:<16} {:<5} {:<40} {:>10} {:>10}  {}\n", "tensor", "shape", "dtype", "format", "MB before", "MB after", "because");
   for (const auto& e : plan.entries)
-    fmt::print("{:<52} {:<16} {:<5} {:<40} {:>10.2f} {:>10.2f}  {}\n", e.source->name, shape_str(e.source->shape),
+    fmt::print("{:<52} {:<16} {:<5} {:<40} {:>10.2f} {:>10.2f}  {}\n", e.name, shape_str(e.source->shape),
                io::dtype_info(e.source->dtype).name, format_str(e.decision), e.bytes_before / 1e6, e.bytes_after / 1e6,
                e.decision.reason);
   fmt::print("\n{} tensors: {} quantized, {} kept; {:.1f} MB -> {:.1f} MB ({:.2f}x smaller)\n", plan.entries.size(),
@@ -70,11 +70,11 @@ void run_quantize(const QuantizeArgs& a) {
       in, plan, recipe, a.out, {a.force, a.threads, static_cast<uint64_t>(a.max_shard_gb * 1e9)},
       [&](size_t i, const quant::PlanEntry& e, double sqnr) {
         if (e.decision.quantize) {
-          fmt::print("{:<52} {:<24} SQNR {:6.2f} dB\n", e.source->name, quant::weight_format_name(e.decision.format.weight), sqnr);
+          fmt::print("{:<52} {:<24} SQNR {:6.2f} dB\n", e.name, quant::weight_format_name(e.decision.format.weight), sqnr);
           sqnr_sum += sqnr;
-          if (sqnr < worst) worst = sqnr, worst_name = e.source->name;
+          if (sqnr < worst) worst = sqnr, worst_name = e.name;
         }
-        bar.update(i + 1, e.source->name);
+        bar.update(i + 1, e.name);
       });
   bar.finish();
   fmt::print("\nwrote {}: {} shard(s), {} tensors quantized and {} kept, {:.1f} MB -> {:.1f} MB in {:.1f} s "
@@ -98,7 +98,7 @@ void add_quantize(CLI::App& app) {
   cmd->add_option("--scale-rule", a->scale_rule, "Override the MX scale rule: ocp_floor, ceil, even, mse (ties become nearest_even)");
   cmd->add_flag("--dry-run", a->dry_run, "Print the plan and stop");
   cmd->add_flag("--force", a->force, "Replace an existing output directory (only once quantization has succeeded)");
-  cmd->add_flag("--quantize-lm-head", a->quantize_lm_head, "Quantize lm_head too (excluded by default, as in ModelOpt)");
+  cmd->add_flag("--quantize-lm-head", a->quantize_lm_head, "Quantize lm_head too (excluded by default, as in ModelOpt); a head tied to the embedding becomes an lm_head.weight of its own and the output config is untied");
   cmd->add_flag("--allow-unquantized-k", a->allow_unquantized_k,
                 "Keep tensors whose K is not a multiple of the block size unquantized instead of failing");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 1024));

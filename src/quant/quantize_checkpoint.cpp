@@ -3,6 +3,7 @@
 // `<name>_scale` the block scales, `<name>_scale_2` NVFP4's tensor scale.
 #include "mxq/quant/quantize_checkpoint.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -172,15 +173,15 @@ nlohmann::ordered_json quant_config_json(const Recipe& r, const Plan& plan) {
   for (const auto& e : plan.entries) {
     const auto& shape = e.source->shape;
     if (shape.size() < 2) continue;
-    has_lm_head = has_lm_head || e.source->name == "lm_head.weight";
+    has_lm_head = has_lm_head || e.name == "lm_head.weight";
     if (!e.decision.quantize) {
-      exclude.push_back(layer_of(e.source->name));
+      exclude.push_back(layer_of(e.name));
       embedding_kept = embedding_kept || e.decision.reason.find("embedding") != std::string::npos;
       continue;
     }
     const WeightFormat w = e.decision.format.weight;
     group = block_of(w);
-    layers[layer_of(e.source->name)] = {{"weight", weight_format_name(w)},
+    layers[layer_of(e.name)] = {{"weight", weight_format_name(w)},
                                         {"activation", activation_format_name(e.decision.format.activation)},
                                         {"group_size", block_of(w)}};
   }
@@ -197,25 +198,47 @@ nlohmann::ordered_json quant_config_json(const Recipe& r, const Plan& plan) {
 
 }  // namespace
 
+namespace {
+
+// The decision for `t` written under `name` (t's own name, or lm_head.weight for a tied head).
+PlanEntry plan_entry(const std::string& name, const io::TensorView* t, const Recipe& recipe,
+                     bool allow_unquantized_k) {
+  PlanEntry e{name, t, decide(recipe, name, t->shape), {}, t->data.size(), 0};
+  if (e.decision.k_not_block_multiple && !allow_unquantized_k)
+    fail("tensor '{}': K = {} is not a multiple of the {} block size {} (--allow-unquantized-k keeps such tensors in {})",
+         name, t->shape.back(), weight_format_name(e.decision.format.weight), block_of(e.decision.format.weight),
+         io::dtype_info(t->dtype).name);
+  e.outputs = e.decision.quantize ? outputs_of(name, t->shape, e.decision.format.weight)
+                                  : std::vector<io::TensorSpec>{{name, t->dtype, t->shape}};
+  e.bytes_after = bytes_of(e.outputs);
+  return e;
+}
+
+}  // namespace
+
 Plan make_plan(const io::HfCheckpoint& in, const Recipe& recipe, bool allow_unquantized_k) {
   if (in.config().contains("quantization_config"))
     fail("{}: config.json already has a quantization_config: the checkpoint is quantized", in.dir());
   Plan plan;
-  for (const io::TensorView* t : in.tensors()) {
-    PlanEntry e{t, decide(recipe, t->name, t->shape), {}, t->data.size(), 0};
-    if (e.decision.k_not_block_multiple && !allow_unquantized_k)
-      fail("tensor '{}': K = {} is not a multiple of the {} block size {} (--allow-unquantized-k keeps such tensors in {})",
-           t->name, t->shape.back(), weight_format_name(e.decision.format.weight), block_of(e.decision.format.weight),
-           io::dtype_info(t->dtype).name);
-    if (e.decision.quantize) {
-      e.outputs = outputs_of(t->name, t->shape, e.decision.format.weight);
-      ++plan.quantized;
-    } else {
-      e.outputs = {{t->name, t->dtype, t->shape}};
+  for (const io::TensorView* t : in.tensors())
+    plan.entries.push_back(plan_entry(t->name, t, recipe, allow_unquantized_k));
+  // A tied head (Llama-family name) that the recipe quantizes becomes a tensor of its own, made
+  // from the embedding table; the embedding itself is decided as an embedding above (kept).
+  const io::TensorView* embedding = in.find("model.embed_tokens.weight");
+  if (in.config().value("tie_word_embeddings", false) && embedding && !in.find("lm_head.weight")) {
+    PlanEntry head = plan_entry("lm_head.weight", embedding, recipe, allow_unquantized_k);
+    if (head.decision.quantize) {
+      head.decision.reason += " (made from the tied model.embed_tokens.weight)";
+      head.bytes_before = 0;  // no tensor of its own in the input
+      const auto at = std::find_if(plan.entries.begin(), plan.entries.end(),
+                                   [](const PlanEntry& e) { return e.name > "lm_head.weight"; });
+      plan.entries.insert(at, std::move(head));
+      plan.untied_lm_head = true;
     }
-    e.bytes_after = bytes_of(e.outputs);
+  }
+  for (const PlanEntry& e : plan.entries) {
     plan.bytes_before += e.bytes_before, plan.bytes_after += e.bytes_after;
-    plan.entries.push_back(std::move(e));
+    plan.quantized += e.decision.quantize ? 1 : 0;
   }
   return plan;
 }
@@ -254,7 +277,7 @@ QuantizeSummary quantize_checkpoint(const io::HfCheckpoint& in, const Plan& plan
       sqnr = quantize_tensor(*e.source, e.decision.format, opt.threads, bufs);
       for (size_t k = 0; k < bufs.size(); ++k) writer->append(e.outputs[k].name, bufs[k]);
     } else {
-      writer->append(e.source->name, e.source->data);
+      writer->append(e.name, e.source->data);
     }
     for (const auto& o : e.outputs) weight_map[o.name] = shard_name(shard_of[i]);
     sum.bytes_read += e.bytes_before, sum.bytes_written += e.bytes_after;
@@ -269,6 +292,7 @@ QuantizeSummary quantize_checkpoint(const io::HfCheckpoint& in, const Plan& plan
   const nlohmann::ordered_json q = quant_config_json(recipe, plan);
   out.write_json("hf_quant_config.json", {{"producer", producer}, {"quantization", q}});
   nlohmann::ordered_json config = nlohmann::ordered_json::parse(in.config().dump());
+  if (plan.untied_lm_head) config["tie_word_embeddings"] = false;
   config["quantization_config"] = {{"quant_method", "modelopt"}, {"quant_algo", q["quant_algo"]},
                                    {"group_size", q["group_size"]}, {"ignore", q["exclude_modules"]},
                                    {"kv_cache_scheme", q["kv_cache_quant_algo"]}, {"producer", producer},

@@ -54,6 +54,23 @@ std::string weight_name(const LinearSpec& s) {
   return s.weight_name.empty() ? s.prefix + ".weight" : s.weight_name;
 }
 
+// A scalar scale tensor that must be positive and finite (input_scale, weight_scale_2).
+float positive_scale(const io::LogicalTensor& t) {
+  const float s = dense_f32(t).at(0);
+  if (!(s > 0.0f) || !std::isfinite(s)) fail("{}: {} is not a positive finite number", t.name, s);
+  return s;
+}
+
+// x [M, K] times pre_quant_scale [K] into buf, or x itself where the layer has none.
+const float* with_pre_quant_scale(const float* x, size_t M, size_t K, const std::vector<float>& pqs,
+                                  std::vector<float>& buf) {
+  if (pqs.empty()) return x;
+  buf.resize(M * K);
+  for (size_t m = 0; m < M; ++m)
+    for (size_t k = 0; k < K; ++k) buf[m * K + k] = x[m * K + k] * pqs[k];
+  return buf.data();
+}
+
 // ---------------------------------------------------------------------------------------------
 
 class Unquantized final : public LinearMethod {
@@ -111,55 +128,75 @@ class Unquantized final : public LinearMethod {
 
 // ---------------------------------------------------------------------------------------------
 
-class Mxfp4Linear final : public LinearMethod {
+// What Mxfp4Linear and Nvfp4Linear share: a block-quantized weight kept in the checkpoint's layout
+// ([N, K/2] codes, [N, K/block] scales, and NVFP4's tensor scale), which the kernels read as it is:
+// the "repack" is a copy into memory the method owns, so the mapping may go away. Besides it an
+// optional pre_quant_scale [K], a static input_scale for the one mode that can use it, and a bias.
+class BlockQuantLinear : public LinearMethod {
  public:
-  Mxfp4Linear(Mxfp4Mode mode, KernelPath path) : mode_(mode), path_(path) {}
+  struct Format {
+    const char* method;             // "Mxfp4Linear"
+    const char* name;               // "MXFP4"
+    io::StoredFormat stored;
+    size_t block;                   // elements per scale along K
+    Mxfp4Mode input_scale_mode;     // the mode whose activation scale may be static
+  };
+  BlockQuantLinear(const Format& f, Mxfp4Mode mode, KernelPath path) : f_(f), mode_(mode), path_(path) {}
 
   std::string describe() const override {
-    std::string s = fmt::format("Mxfp4Linear({}", mxfp4_mode_name(mode_));
-    if (mode_ == Mxfp4Mode::w4a8) s += input_scale_ > 0.0f ? ", static input_scale" : ", per-token";
+    std::string s = fmt::format("{}({}", f_.method, mxfp4_mode_name(mode_));
+    if (mode_ == f_.input_scale_mode) s += input_scale_ > 0.0f ? ", static input_scale" : ", per-token";
     if (!pre_quant_scale_.empty()) s += ", pre_quant_scale";
     return s + ")";
   }
 
   std::vector<WeightParam> create_weights(const LinearSpec& spec) override {
-    if (spec.in % kMxBlock != 0)
-      fail("{}: in_features {} is not a multiple of the MXFP4 block ({})", spec.prefix, spec.in,
-           kMxBlock);
+    if (spec.in % f_.block != 0)
+      fail("{}: in_features {} is not a multiple of the {} block ({})", spec.prefix, spec.in, f_.name, f_.block);
     spec_ = spec;
-    std::vector<WeightParam> p{{weight_name(spec), {spec.out, spec.in}, {io::StoredFormat::mxfp4}, true},
+    std::vector<WeightParam> p{{weight_name(spec), {spec.out, spec.in}, {f_.stored}, true},
                                {spec.prefix + ".pre_quant_scale", {spec.in}, {io::StoredFormat::dense}, false}};
-    if (mode_ == Mxfp4Mode::w4a8)
+    if (mode_ == f_.input_scale_mode)
       p.push_back({spec.prefix + ".input_scale", {}, {io::StoredFormat::dense}, false});
     if (spec.bias) p.push_back({spec.prefix + ".bias", {spec.out}, {io::StoredFormat::dense}, true});
     return p;
   }
 
   void process_weights_after_loading(const LoadedWeights& w) override {
-    // The kernels read the checkpoint's layout as it is ([N, K/2] codes, [N, K/32] scales): the
-    // "repack" is a copy into memory the method owns, so the mapping may go away.
     const io::LogicalTensor& t = *w.at(weight_name(spec_));
     codes_.assign(t.data->data.begin(), t.data->data.end());
     scales_.assign(t.scales->data.begin(), t.scales->data.end());
+    if (t.scale2)
+      tensor_scale_ = positive_scale(io::LogicalTensor{t.scale2->name, io::StoredFormat::dense, {}, t.scale2, nullptr, nullptr});
     if (auto it = w.find(spec_.prefix + ".pre_quant_scale"); it != w.end())
       pre_quant_scale_ = dense_f32(*it->second);
-    if (auto it = w.find(spec_.prefix + ".input_scale"); it != w.end()) {
-      input_scale_ = dense_f32(*it->second).at(0);
-      if (!(input_scale_ > 0.0f) || !std::isfinite(input_scale_))
-        fail("{}: input_scale {} is not a positive finite number", it->first, input_scale_);
-    }
+    if (auto it = w.find(spec_.prefix + ".input_scale"); it != w.end())
+      input_scale_ = positive_scale(*it->second);
     if (spec_.bias) bias_ = dense_f32(*w.at(spec_.prefix + ".bias"));
   }
+
+  size_t weight_bytes() const override { return codes_.size() + scales_.size(); }
+
+ protected:
+  Format f_;
+  Mxfp4Mode mode_;
+  KernelPath path_;
+  LinearSpec spec_;
+  std::vector<uint8_t> codes_, scales_;
+  float tensor_scale_ = 1.0f;  // NVFP4's weight_scale_2
+  std::vector<float> pre_quant_scale_, bias_;
+  float input_scale_ = 0.0f;  // 0: per-token dynamic
+};
+
+class Mxfp4Linear final : public BlockQuantLinear {
+ public:
+  Mxfp4Linear(Mxfp4Mode mode, KernelPath path)
+      : BlockQuantLinear({"Mxfp4Linear", "MXFP4", io::StoredFormat::mxfp4, kMxBlock, Mxfp4Mode::w4a8}, mode, path) {}
 
   void apply(const float* x, size_t M, float* y, ThreadPool* pool) const override {
     const size_t K = spec_.in, N = spec_.out;
     std::vector<float> xs;
-    if (!pre_quant_scale_.empty()) {
-      xs.resize(M * K);
-      for (size_t m = 0; m < M; ++m)
-        for (size_t k = 0; k < K; ++k) xs[m * K + k] = x[m * K + k] * pre_quant_scale_[k];
-      x = xs.data();
-    }
+    x = with_pre_quant_scale(x, M, K, pre_quant_scale_, xs);
     if (path_ == KernelPath::ref) {
       switch (mode_) {
         case Mxfp4Mode::w4a16: gemm_mxfp4_ref(x, M, K, codes_.data(), scales_.data(), N, y); break;
@@ -186,16 +223,33 @@ class Mxfp4Linear final : public LinearMethod {
     }
     add_bias(bias_, M, N, y);
   }
+};
 
-  size_t weight_bytes() const override { return codes_.size() + scales_.size(); }
+// NVFP4 as ModelOpt exports it: `weight` U8 [N, K/2], `weight_scale` E4M3 [N, K/16], F32
+// `weight_scale_2`; W4A4's optional `input_scale` is the activations' static second-level scale.
+class Nvfp4Linear final : public BlockQuantLinear {
+ public:
+  Nvfp4Linear(Mxfp4Mode mode, KernelPath path)
+      : BlockQuantLinear({"Nvfp4Linear", "NVFP4", io::StoredFormat::nvfp4, kNvfp4Block, Mxfp4Mode::w4a4}, mode, path) {
+    if (mode == Mxfp4Mode::w4a8)
+      fail("Nvfp4Linear runs W4A16 or W4A4; W4A8 (NVFP4 weights, FP8 activations) is not implemented");
+  }
 
- private:
-  Mxfp4Mode mode_;
-  KernelPath path_;
-  LinearSpec spec_;
-  std::vector<uint8_t> codes_, scales_;
-  std::vector<float> pre_quant_scale_, bias_;
-  float input_scale_ = 0.0f;  // 0: per-token dynamic
+  void apply(const float* x, size_t M, float* y, ThreadPool* pool) const override {
+    const size_t K = spec_.in, N = spec_.out;
+    std::vector<float> xs, xq;
+    x = with_pre_quant_scale(x, M, K, pre_quant_scale_, xs);
+    if (mode_ == Mxfp4Mode::w4a4) {  // the same quantizer on both paths
+      xq.resize(M * K);
+      for (size_t m = 0; m < M; ++m) act_nvfp4_quantize_row(x + m * K, K, input_scale_, xq.data() + m * K);
+      x = xq.data();
+    }
+    if (path_ == KernelPath::ref)
+      gemm_nvfp4_ref(x, M, K, codes_.data(), scales_.data(), tensor_scale_, N, y);
+    else
+      gemm_nvfp4(x, M, K, codes_.data(), scales_.data(), tensor_scale_, N, y, pool);
+    add_bias(bias_, M, N, y);
+  }
 };
 
 }  // namespace
@@ -212,6 +266,9 @@ std::unique_ptr<LinearMethod> make_unquantized_linear(KernelPath path) {
 }
 std::unique_ptr<LinearMethod> make_mxfp4_linear(Mxfp4Mode mode, KernelPath path) {
   return std::make_unique<Mxfp4Linear>(mode, path);
+}
+std::unique_ptr<LinearMethod> make_nvfp4_linear(Mxfp4Mode mode, KernelPath path) {
+  return std::make_unique<Nvfp4Linear>(mode, path);
 }
 
 LoadedWeights find_weights(const std::vector<WeightParam>& params,
@@ -243,6 +300,8 @@ LoadedWeights find_weights(const std::vector<WeightParam>& params,
 
 // ---------------------------------------------------------------------------------------------
 
+constexpr const char* kSupportedAlgos = "MXFP4, W4A8_MXFP4_FP8, NVFP4, W4A16_NVFP4";
+
 QuantConfig QuantConfig::from_checkpoint(const io::HfCheckpoint& ck,
                                          std::optional<Mxfp4Mode> override_mode) {
   QuantConfig q;
@@ -260,7 +319,7 @@ QuantConfig QuantConfig::from_checkpoint(const io::HfCheckpoint& ck,
     const std::string method = qc.value("quant_method", "");
     if (method != "modelopt" && !qc.contains("quant_algo"))
       fail("{}: quantization_config quant_method '{}' is not supported by the runtime (supported: "
-           "modelopt / mxq exports with quant_algo MXFP4 or W4A8_MXFP4_FP8)", ck.dir(), method);
+           "modelopt / mxq exports with quant_algo {})", ck.dir(), method, kSupportedAlgos);
     q.quant_algo = qc.value("quant_algo", "");
     q.exclude = qc.contains("ignore") ? strings(qc, "ignore") : strings(qc, "exclude_modules");
     recipe = qc.value("mxq_recipe", "");
@@ -276,9 +335,20 @@ QuantConfig QuantConfig::from_checkpoint(const io::HfCheckpoint& ck,
   }
 
   const std::string algo = upper(q.quant_algo);
-  if (algo != "MXFP4" && algo != "W4A8_MXFP4_FP8")
-    fail("{}: quant_algo '{}' is not supported by the runtime (supported: MXFP4, W4A8_MXFP4_FP8, "
-         "or an unquantized checkpoint)", ck.dir(), q.quant_algo);
+  const bool nvfp4 = algo == "NVFP4" || algo == "W4A16_NVFP4";
+  if (algo != "MXFP4" && algo != "W4A8_MXFP4_FP8" && !nvfp4)
+    fail("{}: quant_algo '{}' is not supported by the runtime (supported: {}, or an unquantized "
+         "checkpoint)", ck.dir(), q.quant_algo, kSupportedAlgos);
+  if (nvfp4) {
+    // Unlike "MXFP4", the NVFP4 strings say what happens to activations: ModelOpt's "NVFP4"
+    // (NVFP4_DEFAULT_CFG) quantizes them too, TensorRT-LLM's "W4A16_NVFP4" does not.
+    q.format = LinearFormat::nvfp4;
+    if (override_mode == Mxfp4Mode::w4a8)
+      fail("{}: quant_algo {}: NVFP4 layers run W4A16 or W4A4, not W4A8", ck.dir(), q.quant_algo);
+    q.mode = override_mode.value_or(algo == "NVFP4" ? Mxfp4Mode::w4a4 : Mxfp4Mode::w4a16);
+    q.mode_reason = override_mode ? "override" : "quant_algo " + q.quant_algo;
+    return q;
+  }
   if (override_mode) {
     q.mode = *override_mode;
     q.mode_reason = "override";
@@ -328,7 +398,7 @@ bool QuantConfig::excluded(std::string_view layer) const {
 
 std::unique_ptr<LinearMethod> QuantConfig::linear_method(std::string_view layer) const {
   if (quant_algo.empty() || excluded(layer)) return make_unquantized_linear(path);
-  return make_mxfp4_linear(mode, path);
+  return format == LinearFormat::nvfp4 ? make_nvfp4_linear(mode, path) : make_mxfp4_linear(mode, path);
 }
 
 }  // namespace mxq::runtime

@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include "mxq/error.h"
+#include "mxq/kernels/cpu/activation.h"
+#include "mxq/kernels/cpu/attention.h"
 
 namespace mxq::runtime {
 
@@ -203,8 +205,12 @@ Model::Model(const std::string& dir, const ModelOptions& opt) : ck_(dir) {
     L.down = make_linear({p + "mlp.down_proj", c.intermediate, c.hidden, c.mlp_bias, ""});
   }
   final_norm_ = io::dequantize(*dense("model.norm.weight", {c.hidden}));
+  // A tied head reads the embedding table, unless the checkpoint also has its own lm_head.weight
+  // (mxq quantize --quantize-lm-head writes an MXFP4 head made from the tied table; some exports
+  // keep both).
+  const bool head_from_embedding = c.tie_embeddings && !by_name_.contains("lm_head.weight");
   lm_head_ = make_linear({"lm_head", c.hidden, c.vocab, false,
-                          c.tie_embeddings ? "model.embed_tokens.weight" : ""});
+                          head_from_embedding ? "model.embed_tokens.weight" : ""});
   inv_freq_ = rope_inv_freq(c.rope, c.head_dim);
   k_cache_.assign(c.layers, std::vector<float>(max_seq_ * kv_dim));
   v_cache_.assign(c.layers, std::vector<float>(max_seq_ * kv_dim));
@@ -233,102 +239,150 @@ Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool al
     if (tokens[m] < 0 || static_cast<size_t>(tokens[m]) >= c.vocab)
       fail("forward: token id {} at index {} is outside the vocabulary [0, {})", tokens[m], m, c.vocab);
 
+  using P = Profile;
   ThreadPool* pool = pool_.get();
-  const size_t H = c.hidden, hd = c.head_dim, kv_dim = c.kv_heads * hd;
+  const size_t H = c.hidden, hd = c.head_dim;
   const size_t group = c.heads / c.kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
-  x_.resize(M, H);
-  for (size_t m = 0; m < M; ++m) {
-    const size_t t = static_cast<size_t>(tokens[m]);
-    float* xr = x_.row(m);
-    if (embed_bf16_) for (size_t i = 0; i < H; ++i) xr[i] = bf16_to_f32(embed_bf16_[t * H + i]);
-    else std::copy_n(embed_f32_.data() + t * H, H, xr);
-  }
-  // cos / sin [M, hd/2] for the positions of this call.
   std::vector<float> cos_t(M * hd / 2), sin_t(M * hd / 2);
-  for (size_t m = 0; m < M; ++m)
-    for (size_t i = 0; i < hd / 2; ++i) {
-      const float ang = inv_freq_[i] * static_cast<float>(start_pos + m);
-      cos_t[m * hd / 2 + i] = static_cast<float>(std::cos(static_cast<double>(ang)));
-      sin_t[m * hd / 2 + i] = static_cast<float>(std::sin(static_cast<double>(ang)));
+  {
+    ProfileScope ps(profile_, P::embedding);
+    x_.resize(M, H);
+    for (size_t m = 0; m < M; ++m) {
+      const size_t t = static_cast<size_t>(tokens[m]);
+      float* xr = x_.row(m);
+      if (embed_bf16_) for (size_t i = 0; i < H; ++i) xr[i] = bf16_to_f32(embed_bf16_[t * H + i]);
+      else std::copy_n(embed_f32_.data() + t * H, H, xr);
     }
+    // cos / sin [M, hd/2] for the positions of this call.
+    for (size_t m = 0; m < M; ++m)
+      for (size_t i = 0; i < hd / 2; ++i) {
+        const float ang = inv_freq_[i] * static_cast<float>(start_pos + m);
+        cos_t[m * hd / 2 + i] = static_cast<float>(std::cos(static_cast<double>(ang)));
+        sin_t[m * hd / 2 + i] = static_cast<float>(std::sin(static_cast<double>(ang)));
+      }
+  }
 
   h_.resize(M, H);
   for (size_t li = 0; li < layers_.size(); ++li) {
     const Layer& L = layers_[li];
-    for (size_t m = 0; m < M; ++m) rms_norm(x_.row(m), L.attn_norm.data(), H, c.rms_eps, h_.row(m));
-    L.q(h_, q_, pool);
-    L.k(h_, k_, pool);
-    L.v(h_, v_, pool);
-    for (size_t m = 0; m < M; ++m) {
-      const float* cs = cos_t.data() + m * hd / 2;
-      const float* sn = sin_t.data() + m * hd / 2;
-      for (size_t h = 0; h < c.heads; ++h) {
-        float* qh = q_.row(m) + h * hd;
-        if (c.qk_norm) rms_norm(qh, L.q_norm.data(), hd, c.rms_eps, qh);
-        rope(qh, hd, cs, sn);
-      }
-      for (size_t h = 0; h < c.kv_heads; ++h) {
-        float* kh = k_.row(m) + h * hd;
-        if (c.qk_norm) rms_norm(kh, L.k_norm.data(), hd, c.rms_eps, kh);
-        rope(kh, hd, cs, sn);
-      }
-      std::copy_n(k_.row(m), kv_dim, k_cache_[li].data() + (start_pos + m) * kv_dim);
-      std::copy_n(v_.row(m), kv_dim, v_cache_[li].data() + (start_pos + m) * kv_dim);
+    {
+      ProfileScope ps(profile_, P::norm_rope_residual);
+      for (size_t m = 0; m < M; ++m) rms_norm(x_.row(m), L.attn_norm.data(), H, c.rms_eps, h_.row(m));
     }
-    // Causal grouped-query attention: query (m, h) sees positions 0 .. start_pos + m of KV head
-    // h / group. softmax in f32 with the max subtracted.
-    attn_.resize(M, c.heads * hd);
-    const float* kc = k_cache_[li].data();
-    const float* vc = v_cache_[li].data();
-    pool->parallel_for(M * c.heads, 1, [&](size_t b, size_t e) {
-      std::vector<float> p(start_pos + M);
-      for (size_t it = b; it < e; ++it) {
-        const size_t m = it / c.heads, h = it % c.heads, kvh = h / group;
-        const size_t T = start_pos + m + 1;
-        const float* qh = q_.row(m) + h * hd;
-        float mx = -INFINITY;
-        for (size_t t = 0; t < T; ++t) {
-          const float* kt = kc + t * kv_dim + kvh * hd;
-          float s = 0.0f;
-          for (size_t i = 0; i < hd; ++i) s += qh[i] * kt[i];
-          p[t] = s * scale;
-          mx = std::max(mx, p[t]);
+    {
+      ProfileScope ps(profile_, P::qkv);
+      L.q(h_, q_, pool);
+      L.k(h_, k_, pool);
+      L.v(h_, v_, pool);
+    }
+    {
+      ProfileScope ps(profile_, P::norm_rope_residual);
+      for (size_t m = 0; m < M; ++m) {
+        const float* cs = cos_t.data() + m * hd / 2;
+        const float* sn = sin_t.data() + m * hd / 2;
+        for (size_t h = 0; h < c.heads; ++h) {
+          float* qh = q_.row(m) + h * hd;
+          if (c.qk_norm) rms_norm(qh, L.q_norm.data(), hd, c.rms_eps, qh);
+          rope(qh, hd, cs, sn);
         }
-        float sum = 0.0f;
-        for (size_t t = 0; t < T; ++t) sum += (p[t] = std::exp(p[t] - mx));
-        const float inv = 1.0f / sum;
-        float* out = attn_.row(m) + h * hd;
-        std::fill_n(out, hd, 0.0f);
-        for (size_t t = 0; t < T; ++t) {
-          const float* vt = vc + t * kv_dim + kvh * hd;
-          const float w = p[t] * inv;
-          for (size_t i = 0; i < hd; ++i) out[i] += w * vt[i];
+        for (size_t h = 0; h < c.kv_heads; ++h) {
+          float* kh = k_.row(m) + h * hd;
+          if (c.qk_norm) rms_norm(kh, L.k_norm.data(), hd, c.rms_eps, kh);
+          rope(kh, hd, cs, sn);
         }
       }
-    });
-    L.o(attn_, o_, pool);
-    for (size_t i = 0; i < M * H; ++i) x_.data()[i] += o_.data()[i];
-
-    for (size_t m = 0; m < M; ++m) rms_norm(x_.row(m), L.mlp_norm.data(), H, c.rms_eps, h_.row(m));
-    L.gate(h_, gate_, pool);
-    L.up(h_, up_, pool);
-    for (size_t i = 0; i < gate_.size(); ++i) {
-      const float g = gate_.data()[i];
-      gate_.data()[i] = g / (1.0f + std::exp(-g)) * up_.data()[i];  // SiLU(gate) · up
     }
-    L.down(gate_, down_, pool);
+    {
+      ProfileScope ps(profile_, P::attention);
+      for (size_t m = 0; m < M; ++m)
+        for (size_t h = 0; h < c.kv_heads; ++h) {
+          const size_t at = (h * max_seq_ + start_pos + m) * hd;
+          std::copy_n(k_.row(m) + h * hd, hd, k_cache_[li].data() + at);
+          std::copy_n(v_.row(m) + h * hd, hd, v_cache_[li].data() + at);
+        }
+      // Causal grouped-query attention: query (m, h) sees positions 0 .. start_pos + m of KV head
+      // h / group.
+      attn_.resize(M, c.heads * hd);
+      const float* kc = k_cache_[li].data();
+      const float* vc = v_cache_[li].data();
+      const bool ref = qcfg_.path == KernelPath::ref;
+      pool->parallel_for(M * c.heads, 1, [&](size_t b, size_t e) {
+        std::vector<float> scratch(ref ? 0 : start_pos + M);
+        for (size_t it = b; it < e; ++it) {
+          const size_t m = it / c.heads, h = it % c.heads, kvh = h / group;
+          const float* qh = q_.row(m) + h * hd;
+          float* out = attn_.row(m) + h * hd;
+          const float* kh = kc + kvh * max_seq_ * hd;
+          const float* vh = vc + kvh * max_seq_ * hd;
+          if (ref) attention_head_ref(qh, kh, vh, hd, start_pos + m + 1, hd, scale, out);
+          else attention_head(qh, kh, vh, hd, start_pos + m + 1, hd, scale, scratch.data(), out);
+        }
+      });
+    }
+    {
+      ProfileScope ps(profile_, P::o_proj);
+      L.o(attn_, o_, pool);
+    }
+    {
+      ProfileScope ps(profile_, P::norm_rope_residual);
+      for (size_t i = 0; i < M * H; ++i) x_.data()[i] += o_.data()[i];
+      for (size_t m = 0; m < M; ++m) rms_norm(x_.row(m), L.mlp_norm.data(), H, c.rms_eps, h_.row(m));
+    }
+    {
+      ProfileScope ps(profile_, P::mlp_up);
+      L.gate(h_, gate_, pool);
+      L.up(h_, up_, pool);
+    }
+    {
+      ProfileScope ps(profile_, P::norm_rope_residual);
+      if (qcfg_.path == KernelPath::ref) silu_mul_ref(gate_.data(), up_.data(), gate_.size(), gate_.data());
+      else silu_mul(gate_.data(), up_.data(), gate_.size(), gate_.data());
+    }
+    {
+      ProfileScope ps(profile_, P::mlp_down);
+      L.down(gate_, down_, pool);
+    }
+    ProfileScope ps(profile_, P::norm_rope_residual);
     for (size_t i = 0; i < M * H; ++i) x_.data()[i] += down_.data()[i];
   }
   cached_ = start_pos + M;
 
   const size_t first = all_logits ? 0 : M - 1;
-  h_.resize(M - first, H);
-  for (size_t m = first; m < M; ++m) rms_norm(x_.row(m), final_norm_.data(), H, c.rms_eps, h_.row(m - first));
+  {
+    ProfileScope ps(profile_, P::norm_rope_residual);
+    h_.resize(M - first, H);
+    for (size_t m = first; m < M; ++m) rms_norm(x_.row(m), final_norm_.data(), H, c.rms_eps, h_.row(m - first));
+  }
+  ProfileScope ps(profile_, P::lm_head);
   Tensor logits;
   lm_head_(h_, logits, pool);
   return logits;
+}
+
+size_t Model::weight_bytes(Profile::Part part) const {
+  const auto sum = [&](std::initializer_list<Linear Layer::*> members) {
+    size_t n = 0;
+    for (const Layer& L : layers_)
+      for (Linear Layer::*l : members) n += (L.*l).method->weight_bytes();
+    return n;
+  };
+  switch (part) {
+    case Profile::embedding: return cfg_.hidden * (embed_bf16_ ? sizeof(mxq::bf16) : sizeof(float));
+    case Profile::qkv: return sum({&Layer::q, &Layer::k, &Layer::v});
+    case Profile::o_proj: return sum({&Layer::o});
+    case Profile::mlp_up: return sum({&Layer::gate, &Layer::up});
+    case Profile::mlp_down: return sum({&Layer::down});
+    case Profile::lm_head: return lm_head_.method->weight_bytes();
+    default: return 0;
+  }
+}
+
+size_t Model::weight_bytes_per_token() const {
+  size_t n = 0;
+  for (size_t p = 0; p < Profile::kPartCount; ++p) n += weight_bytes(static_cast<Profile::Part>(p));
+  return n;
 }
 
 std::vector<int32_t> Model::generate_greedy(std::span<const int32_t> prompt, size_t n_new) {

@@ -15,6 +15,7 @@
 namespace mxq::quant {
 
 struct PlanEntry {
+  std::string name;  // the tensor written: source->name, or lm_head.weight untied from the embedding
   const io::TensorView* source;
   Decision decision;
   std::vector<io::TensorSpec> outputs;  // what the tensor becomes: itself, or weight + scales
@@ -22,9 +23,14 @@ struct PlanEntry {
 };
 
 struct Plan {
-  std::vector<PlanEntry> entries;  // in the checkpoint's (sorted) tensor order
+  std::vector<PlanEntry> entries;  // sorted by name (the checkpoint's tensor order)
   uint64_t bytes_before = 0, bytes_after = 0;
   size_t quantized = 0;
+  // The checkpoint ties its LM head to model.embed_tokens.weight (tie_word_embeddings, no
+  // lm_head.weight) and the recipe quantizes lm_head: the plan has an extra entry lm_head.weight
+  // whose source is the embedding (which itself stays as it is), and the output's config.json says
+  // tie_word_embeddings = false, so engines load the head from its own tensors.
+  bool untied_lm_head = false;
 };
 
 // Decides every tensor. A block format asked for a tensor whose K is not a multiple of the block is

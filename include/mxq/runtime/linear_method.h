@@ -13,6 +13,10 @@
 //   W4A16  weights stay 4-bit in memory and are widened in registers; activations f32;
 //   W4A8   activations to FP8 E4M3, per token (dynamic) or by the checkpoint's static input_scale;
 //   W4A4   activations to MXFP4 per 32-block, ceil scale, ties to even (ModelOpt's W4A4 run time).
+// and, for comparison, Nvfp4Linear (ModelOpt's NVFP4 layout) in two of those modes:
+//   W4A16  NVFP4 weights, f32 activations;
+//   W4A4   activations to NVFP4 per 16-block (act_nvfp4_quantize_row: the checkpoint's input_scale
+//          as the second-level scale where it has one, else per token).
 // Where a checkpoint carries `<layer>.pre_quant_scale` [K] (AWQ, SmoothQuant), x is multiplied by it
 // before any activation quantization.
 #pragma once
@@ -70,6 +74,11 @@ class LinearMethod {
 
 std::unique_ptr<LinearMethod> make_unquantized_linear(KernelPath path);
 std::unique_ptr<LinearMethod> make_mxfp4_linear(Mxfp4Mode mode, KernelPath path);
+// W4A16 or W4A4 (W4A8 is an error: NVFP4 weights with FP8 activations are not implemented).
+std::unique_ptr<LinearMethod> make_nvfp4_linear(Mxfp4Mode mode, KernelPath path);
+
+// The weight format of a checkpoint's quantized layers.
+enum class LinearFormat : uint8_t { mxfp4, nvfp4 };
 
 // Validates that `ck` has every required tensor of `params` in an accepted format and shape (an
 // error names the tensor), and returns what it found. `tensors` maps names to logical tensors.
@@ -80,10 +89,12 @@ LoadedWeights find_weights(const std::vector<WeightParam>& params,
 // Which LinearMethod each layer gets, from the checkpoint's quantization config:
 //   config.json "quantization_config" {quant_algo, ignore, mxq_recipe}, else
 //   hf_quant_config.json {"quantization": {quant_algo, exclude_modules}}; neither = unquantized.
+// quant_algo MXFP4 / W4A8_MXFP4_FP8 -> Mxfp4Linear; NVFP4 (W4A4) / W4A16_NVFP4 -> Nvfp4Linear.
 struct QuantConfig {
   std::string quant_algo;            // as the checkpoint spells it; "" = not quantized
   std::vector<std::string> exclude;  // fnmatch patterns; a bare name also matches its children
-  Mxfp4Mode mode = Mxfp4Mode::w4a16;
+  LinearFormat format = LinearFormat::mxfp4;
+  Mxfp4Mode mode = Mxfp4Mode::w4a16;  // the activation mode of the quantized layers
   std::string mode_reason;           // why this mode (recipe name, quant_algo, default, override)
   KernelPath path = KernelPath::simd;
 

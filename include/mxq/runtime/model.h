@@ -9,7 +9,7 @@
 // LinearMethod chosen by QuantConfig, so nothing here depends on how weights are stored.
 //
 // Shapes per layer for M tokens: x [M, hidden] (f32 residual stream), q [M, n_heads·head_dim],
-// k, v [M, n_kv_heads·head_dim], KV cache f32 [max_seq, n_kv_heads·head_dim] per layer.
+// k, v [M, n_kv_heads·head_dim], KV cache f32 [n_kv_heads, max_seq, head_dim] per layer.
 #pragma once
 
 #include <memory>
@@ -21,6 +21,7 @@
 #include "mxq/format.h"
 #include "mxq/io/quantized_checkpoint.h"
 #include "mxq/runtime/linear_method.h"
+#include "mxq/runtime/profile.h"
 #include "mxq/runtime/tensor.h"
 
 namespace mxq::runtime {
@@ -58,7 +59,7 @@ const std::vector<std::string>& supported_architectures();
 std::vector<float> rope_inv_freq(const RopeConfig& rope, size_t head_dim);
 
 struct ModelOptions {
-  std::optional<Mxfp4Mode> mode;      // override the checkpoint's MXFP4 activation mode
+  std::optional<Mxfp4Mode> mode;      // override the checkpoint's activation mode (MXFP4, NVFP4)
   KernelPath path = KernelPath::simd;
   int threads = 0;                    // 0: every hardware thread
   size_t max_seq = 0;                 // KV cache length; 0: min(max_position_embeddings, 4096)
@@ -81,6 +82,15 @@ class Model {
   // KV cache, start_pos beyond what the cache holds.
   Tensor forward(std::span<const int32_t> tokens, size_t start_pos, bool all_logits = true);
 
+  // Bytes of weights one forward step reads per token in `part` of the profile: the weight_bytes()
+  // of its linear layers, one row of the embedding table for `embedding`, 0 for the others.
+  size_t weight_bytes(Profile::Part part) const;
+  // The sum over the parts.
+  size_t weight_bytes_per_token() const;
+
+  // Attaches a Profile that forward() adds its time to, part by part (nullptr: none, the default).
+  void set_profile(Profile* p) { profile_ = p; }
+
   // Greedy decoding: prefill `prompt` from position 0, then n_new argmax steps; returns the new ids.
   std::vector<int32_t> generate_greedy(std::span<const int32_t> prompt, size_t n_new);
 
@@ -102,6 +112,7 @@ class Model {
   std::unique_ptr<ThreadPool> pool_;
   size_t max_seq_ = 0;
   size_t cached_ = 0;  // positions the KV cache holds
+  Profile* profile_ = nullptr;
 
   std::vector<float> embed_f32_;        // embedding table [vocab, hidden] when not BF16
   const mxq::bf16* embed_bf16_ = nullptr;  // or the mapped BF16 table
@@ -110,7 +121,9 @@ class Model {
   Linear lm_head_;
   std::vector<float> inv_freq_;
 
-  // KV cache: per layer k and v, f32 [max_seq, kv_heads · head_dim].
+  // KV cache: per layer k and v, f32 [kv_heads, max_seq, head_dim]: head-major, so that the
+  // positions one head attends over are one contiguous stream (decode reads them from DRAM each
+  // token: the weights streamed since the last token have evicted them).
   std::vector<std::vector<float>> k_cache_, v_cache_;
   // The activation arena: buffers sized by the largest M seen, reused by every call.
   Tensor x_, h_, q_, k_, v_, attn_, o_, gate_, up_, down_;

@@ -17,6 +17,8 @@
 #include <cmath>
 #include <vector>
 
+#include <hwy/base.h>  // HWY_ARCH_X86
+
 #include "mxq/kernels/cpu/gemm.h"
 
 namespace mxq {
@@ -41,6 +43,16 @@ void for_rows(size_t N, size_t work_per_row, ThreadPool* pool, Fn&& fn) {
   }
   pool->parallel_for(N, grain, fn);
 }
+
+#if HWY_ARCH_X86
+constexpr size_t kStep = 4 * kMxBlock;  // the AVX-512 GEMV's 128 elements a step
+
+// Whether this CPU has AVX512_BF16 (vdpbf16ps), which Highway's AVX3 target does not assume.
+inline bool cpu_has_avx512_bf16() {
+  static const bool has = __builtin_cpu_supports("avx512bf16");
+  return has;
+}
+#endif
 
 }  // namespace
 }  // namespace mxq
@@ -68,13 +80,13 @@ using D8 = hn::Rebind<int8_t, DF>;
 template <class Fn>
 HWY_INLINE void ForEachChunk(const uint8_t* codes, Fn&& fn) {
   const DF df;
-  const DI di;
 #if HWY_TARGET == HWY_SCALAR
   for (int i = 0; i < kMxBlock / 2; ++i) {
     fn(size_t(2 * i), hn::Set(df, static_cast<float>(kE2m1Doubled[codes[i] & 0xF])));
     fn(size_t(2 * i + 1), hn::Set(df, static_cast<float>(kE2m1Doubled[codes[i] >> 4])));
   }
 #else
+  const DI di;
   const hn::Full128<uint8_t> d8;
   const hn::Full128<int8_t> ds8;
   const auto bytes = hn::LoadU(d8, codes);
@@ -165,152 +177,213 @@ float DotMxfp4(const uint8_t* codes, const uint8_t* scales, const float* x, size
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
 }
 
+// y[m, n] for every m, weight row n, per element: the fused DotMxfp4 for M = 1, else the row
+// decoded once into `row` (resized to K here) and dotted with each activation row.
+void MxRowGeneric(const float* x, size_t M, size_t K, const uint8_t* codes, const uint8_t* scales,
+                  size_t N, size_t n, float* y, std::vector<float>& row) {
+  const uint8_t* c = codes + n * (K / 2);
+  const uint8_t* s = scales + n * (K / kMxBlock);
+  if (M == 1) {
+    y[n] = DotMxfp4(c, s, x, K);
+    return;
+  }
+  row.resize(K);
+  DecodeRowMxfp4(c, s, K, row.data());
+  for (size_t m = 0; m < M; ++m) y[m * N + n] = Dot(row.data(), x + m * K, K);
+}
+
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-// AVX-512 GEMV (M = 1), kGemvRows rows at a time, 128 elements (4 blocks, 64 code bytes) a step.
+// AVX-512 BF16 kernel (M ≥ 1; on CPUs with AVX512_BF16, which Highway's AVX3 target does not
+// assume, so it is a function of its own with that target added and a CPUID check before the
+// call). One weight row at a time against 1 or 4 activation rows, 128 elements (4 blocks, 64 code
+// bytes) a step.
 //
 // The 64 code bytes are 32 16-bit words; word w holds the nibbles of elements 4w .. 4w+3 (lowest
 // first). vpermw looks up each word's low 5 bits in a 32-entry table of E2M1 values as BF16 (the 16
-// entries twice, so bit 4 does not matter): the words shifted right by 0, 4, 8, 12 give the four
-// nibbles. A BF16 value is the top half of an f32, so each u32 lane (two words) yields two f32 by a
-// shift left by 16 (the low word) and a mask (the high word): 8 f32 vectors, no widening shuffles.
-// Lane L of every one of them belongs to block L / 4 of the step, so each step's 8 products with x
-// are summed in one register (the block's partial dot, unscaled), which is then multiplied by the
-// block scales 2^(E8M0 − 127) (each spread over 4 lanes) and added to the row's accumulator. x is
-// permuted once per call into the order in which the elements come out: vector j = 2·nibble + half,
-// lane L holds element 8L + 4·half + nibble.
+// entries twice, so bit 4 does not matter): nibbles 0..3 brought to the bottom of each word give
+// four vectors of 32 BF16 weights, and vdpbf16ps multiplies each with 32 BF16 activations and adds
+// the products in pairs into 16 f32 lanes — no widening to f32 lanes at all. Lane L of all four
+// belongs to block L / 4 of the step (elements 8L .. 8L+7), so the step's partial dot per lane is
+// unscaled, then multiplied by the block scales (each spread over 4 lanes) and added to the
+// accumulator. The activations come prepared by PrepareGemvX (BF16, prescaled by 2^t, in the
+// order the weights come out), the scales by ScalesToF32 (2^(e − 127 − t)). The K % 128 tail
+// (1..3 blocks) is one more step with the code bytes past the row masked to 0 (weight +0) against
+// zero padding of x'.
 //
-// Exactness: the decoded E2M1 values are those of the reference; multiplying a partial sum by a
-// power of two is exact unless it under- or overflows, so a row with any scale below 2^-63, or NaN,
-// takes DotMxfp4 (per element, as before) instead. The order of the f32 sums changes: per lane, two
-// chains of 4 products, their sum, then one FMA per step into the accumulator (about K/128 + 8
-// roundings on any product's path) — inside the tests' (K + 2)·2^-24·Σ|x·w| bound.
-// K % 128 tail blocks (1..3): per block, the scaled 16-entry f32 table looked up by vpermps with x
-// in even/odd order.
-// Rows per call of GemvRowsAvx3: 1 measured as fast as 2 or 4 with the weights in L2 and faster
-// from DRAM (one sequential stream per thread). Prefetch: 2 KB ahead of the code bytes, into L1.
-constexpr size_t kGemvRows = 1;
-constexpr size_t kGemvPrefetch = 2048;
-constexpr size_t kStep = 4 * kMxBlock;  // 128 elements
+// vdpbf16ps treats subnormal inputs as zero and flushes subnormal results; the prescale keeps
+// every operand and every partial sum normal (see PrepareGemvX), so it sums exactly the products
+// x̂·w that the reference does, in another order: per lane ≤ 8 additions in the step, one FMA per
+// step into the accumulator (K/128 of them), a 16-lane reduction — inside the tests'
+// (K + 2)·2^-24·Σ|x·w| bound. Rows whose scales 2^(e − 127 − t) would not be normal f32 (or are
+// NaN) take MxRowGeneric instead; activations that no t fits take it for the whole call.
+constexpr size_t kGemvPrefetch = 2048;  // bytes ahead of the code bytes, into L1
 
-// Scales 2^(e − 127) as f32 for `nb` blocks (nb a multiple of 16, e readable that far); false if
-// any is below 2^-63 or NaN (the row then takes the per-element path).
-HWY_INLINE bool ScalesToF32(const uint8_t* e, size_t nb, size_t valid, float* out) {
+// The activations of the kernel, M rows: x' = x̂ · 2^t as BF16, one t for all rows, chosen so
+// max|x'| lies in [2^64, 2^65), in the order the weights come out of a step (GemvRowBf16): word m
+// of vector j of step i of a row holds element 128i + 4m + j. Zero past K, to whole steps.
+//
+// Why the prescale: vdpbf16ps treats subnormal inputs as zero and flushes subnormal results. With
+// every nonzero |x'| ≥ 2^-118, x' (8 significant bits) is a multiple of 2^-125, every product with
+// an E2M1 value (a multiple of ½) a multiple of 2^-126, and so is every partial sum: nonzero ones
+// are normal, nothing is flushed. |x'| < 2^65 keeps a step's sum (128 products ≤ 6·2^65) far from
+// overflow. ok = false when x̂ has a non-finite value or a nonzero |x̂| below 2^-182·max|x̂| (a
+// dynamic range that no single t fits): the caller then takes the per-element path.
+struct GemvActivations {
+  std::vector<uint16_t> words;  // row m at m · stride
+  size_t stride = 0;
+  int t = 0;
+  bool ok = false;
+};
+
+// xr: M × K activations already rounded to BF16 (so x' = xr·2^t is exact whenever it is normal,
+// and its BF16 bits are the top half of its f32 bits). K is a multiple of 32.
+GemvActivations PrepareGemvX(const float* xr, size_t M, size_t K) {
+  constexpr int kTopExp = 64;
+  GemvActivations a;
+  __m512 vmax = _mm512_setzero_ps();
+  __mmask16 nonfinite = 0;
+  for (size_t k = 0; k < M * K; k += 16) {
+    const __m512 v = _mm512_abs_ps(_mm512_loadu_ps(xr + k));
+    nonfinite |= _mm512_cmp_ps_mask(v, _mm512_set1_ps(INFINITY), _CMP_NLT_UQ);
+    vmax = _mm512_max_ps(vmax, v);
+  }
+  if (nonfinite != 0) return a;
+  const float amax = _mm512_reduce_max_ps(vmax);
+  a.t = amax > 0.0f ? kTopExp - f32_floor_log2(amax) : 0;
+  // t is in [-63, 197]: two factors, each a normal power of two, both with t's sign, so the first
+  // product underflows only where x' is below 2^-126 anyway (and is then rejected).
+  const __m512 s1 = _mm512_set1_ps(pow2f(a.t / 2)), s2 = _mm512_set1_ps(pow2f(a.t - a.t / 2));
+  const size_t steps = (K + kStep - 1) / kStep;
+  a.stride = steps * kStep;
+  a.words.resize(M * a.stride);
+  // Word 2q + 1 of the 64 (two operands of 16 f32): the top half of f32 q.
+  const __m512i top_halves = _mm512_set_epi16(
+      63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
+      31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  const __m512i stride4 = _mm512_set_epi32(60, 56, 52, 48, 44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0);
+  __mmask16 tiny = 0;
+  for (size_t r = 0; r < M * steps; ++r)
+    for (size_t j = 0; j < 4; ++j) {
+      const size_t m = r / steps, i = r % steps;
+      __m512 half[2];
+      for (size_t h = 0; h < 2; ++h) {
+        // Elements 128i + 64h + 4m' + j, m' = 0..15; those past K read as 0.
+        const size_t first = i * kStep + 64 * h + j;
+        const __m512i idx = _mm512_add_epi32(stride4, _mm512_set1_epi32(static_cast<int>(first)));
+        const __mmask16 live = _mm512_cmplt_epi32_mask(idx, _mm512_set1_epi32(static_cast<int>(K)));
+        const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, idx, xr + m * K, 4);
+        half[h] = _mm512_mul_ps(_mm512_mul_ps(v, s1), s2);
+        tiny |= _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_OQ),
+                                        _mm512_abs_ps(half[h]), _mm512_set1_ps(0x1p-118f), _CMP_LT_OQ);
+      }
+      _mm512_storeu_si512(a.words.data() + m * a.stride + i * kStep + 32 * j,
+                          _mm512_permutex2var_epi16(_mm512_castps_si512(half[0]), top_halves,
+                                                    _mm512_castps_si512(half[1])));
+    }
+  a.ok = tiny == 0;
+  return a;
+}
+
+// The scales of one row as f32 2^(e − 127 − t) for `nb` blocks (nb a multiple of 16, e readable
+// that far); false if any of the first `valid` is NaN or would not be a normal f32.
+HWY_INLINE bool ScalesToF32(const uint8_t* e, size_t nb, size_t valid, int t, float* out) {
   bool ok = true;
   for (size_t b = 0; b < nb; b += 16) {
     const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(e + b)));
+    const __m512i field = _mm512_sub_epi32(v, _mm512_set1_epi32(t));
     const __mmask16 live = valid >= b + 16 ? __mmask16(0xFFFF)
                                            : __mmask16((1u << (valid - b)) - 1u);
-    const __mmask16 bad = _mm512_mask_cmplt_epu32_mask(live, v, _mm512_set1_epi32(64)) |
-                          _mm512_mask_cmpeq_epu32_mask(live, v, _mm512_set1_epi32(255));
+    const __mmask16 bad = _mm512_mask_cmplt_epi32_mask(live, field, _mm512_set1_epi32(1)) |
+                          _mm512_mask_cmpgt_epi32_mask(live, field, _mm512_set1_epi32(254)) |
+                          _mm512_mask_cmpeq_epi32_mask(live, v, _mm512_set1_epi32(kE8M0Nan));
     ok = ok && bad == 0;
-    _mm512_storeu_ps(out + b, _mm512_castsi512_ps(_mm512_slli_epi32(v, 23)));
+    // Lanes past `valid` are 0 (finite: the tail step multiplies them by zero partial dots).
+    _mm512_storeu_ps(out + b, _mm512_maskz_mov_ps(live, _mm512_castsi512_ps(_mm512_slli_epi32(field, 23))));
   }
   return ok;
 }
 
-template <size_t R>
-HWY_INLINE void GemvRowsAvx3(const uint8_t* codes, size_t row_bytes, const float* sc,
-                             size_t sc_stride, const float* xp, size_t K, float* y) {
+// One weight row against MR activation rows: y[m · y_stride] = Σ over steps of (the step's
+// partial dots with x'_m) · (its block scales). sc holds 4·ceil(K/128) finite floats; x'_m is at
+// xw + m · xw_stride (128·ceil(K/128) BF16 words). The weights are decoded once per step for all
+// MR rows.
+//
+// Nibbles 0 and 1 of each word come from the 64 code bytes w (bits 0-3, and bits 4-7 after a
+// shift); nibbles 2 and 3 from the same bytes loaded one byte later (w1: word m's low byte is byte
+// 2m+1), which saves a shift per step. The row's last step loads both masked to the row's bytes
+// (so no load reads past the row; masked bytes decode to +0).
+template <size_t MR>
+__attribute__((target(HWY_TARGET_STR ",avx512bf16"))) void GemvRowBf16(
+    const uint8_t* codes, size_t K, const float* sc, const uint16_t* xw, size_t xw_stride,
+    float* y, size_t y_stride) {
   alignas(64) static constexpr uint16_t kE2m1Bf16[32] = {
       0x0000, 0x3F00, 0x3F80, 0x3FC0, 0x4000, 0x4040, 0x4080, 0x40C0,
       0x8000, 0xBF00, 0xBF80, 0xBFC0, 0xC000, 0xC040, 0xC080, 0xC0C0,
       0x0000, 0x3F00, 0x3F80, 0x3FC0, 0x4000, 0x4040, 0x4080, 0x40C0,
       0x8000, 0xBF00, 0xBF80, 0xBFC0, 0xC000, 0xC040, 0xC080, 0xC0C0};
-  alignas(64) static constexpr float kE2m1[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,
-                                                  4.0f,  6.0f,  -0.0f, -0.5f, -1.0f, -1.5f,
-                                                  -2.0f, -3.0f, -4.0f, -6.0f};
   const __m512i table = _mm512_load_si512(kE2m1Bf16);
-  const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
   const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-  __m512 acc[R];
-  for (size_t r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  const size_t steps = K / kStep;
-  for (size_t i = 0; i < steps; ++i) {
-    const float* xs = xp + i * kStep;
-    for (size_t r = 0; r < R; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(codes + r * row_bytes + i * (kStep / 2)) + kGemvPrefetch, _MM_HINT_T0);
-      const __m512i w = _mm512_loadu_si512(codes + r * row_bytes + i * (kStep / 2));
-      const __m512i n0 = _mm512_permutexvar_epi16(w, table);
-      const __m512i n1 = _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 4), table);
-      const __m512i n2 = _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 8), table);
-      const __m512i n3 = _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 12), table);
-      // Two chains of 4 (latency), one rounding more when they are added.
-      __m512 p = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(n0, 16)), _mm512_loadu_ps(xs));
-      __m512 q = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(n0, hi_mask)), _mm512_loadu_ps(xs + 16));
-      p = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(n1, 16)), _mm512_loadu_ps(xs + 32), p);
-      q = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(n1, hi_mask)), _mm512_loadu_ps(xs + 48), q);
-      p = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(n2, 16)), _mm512_loadu_ps(xs + 64), p);
-      q = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(n2, hi_mask)), _mm512_loadu_ps(xs + 80), q);
-      p = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(n3, 16)), _mm512_loadu_ps(xs + 96), p);
-      q = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(n3, hi_mask)), _mm512_loadu_ps(xs + 112), q);
-      p = _mm512_add_ps(p, q);
-      const __m512 s = _mm512_permutexvar_ps(
-          spread, _mm512_castps128_ps512(_mm_loadu_ps(sc + r * sc_stride + 4 * i)));
-      acc[r] = _mm512_fmadd_ps(p, s, acc[r]);
+  __m512 acc[MR];
+  for (size_t m = 0; m < MR; ++m) acc[m] = _mm512_setzero_ps();
+  const auto step = [&](__m512i w, __m512i w1, size_t i) {
+    const __m512i wv[4] = {
+        _mm512_permutexvar_epi16(w, table), _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 4), table),
+        _mm512_permutexvar_epi16(w1, table), _mm512_permutexvar_epi16(_mm512_srli_epi16(w1, 4), table)};
+    const __m512 s = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(sc + 4 * i)));
+    for (size_t m = 0; m < MR; ++m) {
+      const uint16_t* x = xw + m * xw_stride + i * kStep;
+      __m512 p = _mm512_setzero_ps();
+      for (size_t j = 0; j < 4; ++j)
+        p = _mm512_dpbf16_ps(p, (__m512bh)wv[j], (__m512bh)_mm512_loadu_si512(x + 32 * j));
+      acc[m] = _mm512_fmadd_ps(p, s, acc[m]);
     }
+  };
+  const size_t row_bytes = K / 2, last = (row_bytes - 1) / (kStep / 2);
+  for (size_t i = 0; i < last; ++i) {
+    const uint8_t* c = codes + i * (kStep / 2);
+    _mm_prefetch(reinterpret_cast<const char*>(c) + kGemvPrefetch, _MM_HINT_T0);
+    step(_mm512_loadu_si512(c), _mm512_loadu_si512(c + 1), i);
   }
-  // Tail blocks: x in even/odd order after the full steps.
-  const __m512 ftable = _mm512_load_ps(kE2m1);
-  __m512 acc1[R];
-  for (size_t r = 0; r < R; ++r) acc1[r] = _mm512_setzero_ps();
-  for (size_t b = steps * 4; b < K / kMxBlock; ++b) {
-    const __m512 xe = _mm512_loadu_ps(xp + b * kMxBlock);
-    const __m512 xo = _mm512_loadu_ps(xp + b * kMxBlock + 16);
-    for (size_t r = 0; r < R; ++r) {
-      const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(
-          reinterpret_cast<const __m128i*>(codes + r * row_bytes + b * (kMxBlock / 2))));
-      const __m512 t = _mm512_mul_ps(ftable, _mm512_set1_ps(sc[r * sc_stride + b]));
-      acc[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, t), xe, acc[r]);
-      acc1[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), t), xo, acc1[r]);
-    }
-  }
-  for (size_t r = 0; r < R; ++r) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r], acc1[r]));
+  const uint8_t* c = codes + last * (kStep / 2);
+  const size_t n = row_bytes - last * (kStep / 2);  // 16 .. 64 bytes
+  const __mmask64 all = ~__mmask64{0};
+  step(_mm512_maskz_loadu_epi8(all >> (64 - n), c), _mm512_maskz_loadu_epi8(all >> (65 - n), c + 1), last);
+  for (size_t m = 0; m < MR; ++m) y[m * y_stride] = _mm512_reduce_add_ps(acc[m]);
 }
 
-float DotMxfp4(const uint8_t* codes, const uint8_t* scales, const float* x, size_t K);
-
-void GemvMxfp4Avx3(const float* x, size_t K, const uint8_t* codes, const uint8_t* scales,
-                   size_t N, float* y, ThreadPool* pool) {
-  const size_t row_bytes = K / 2, row_scales = K / kMxBlock, steps = K / kStep;
-  std::vector<float> xp(K);
-  for (size_t i = 0; i < steps; ++i)
-    for (size_t j = 0; j < 8; ++j)
-      for (size_t L = 0; L < 16; ++L)
-        xp[i * kStep + j * 16 + L] = x[i * kStep + 8 * L + 4 * (j % 2) + j / 2];
-  for (size_t b = steps * kStep; b < K; b += kMxBlock)
-    for (size_t i = 0; i < kMxBlock / 2; ++i) {
-      xp[b + i] = x[b + 2 * i];
-      xp[b + kMxBlock / 2 + i] = x[b + 2 * i + 1];
-    }
+// xr: the M × K activations rounded to BF16 (act_bf16_round_row). False (nothing written) if x'
+// cannot be formed exactly (PrepareGemvX): the caller takes the per-element path.
+bool GemmMxfp4Bf16(const float* xr, size_t M, size_t K, const uint8_t* codes,
+                   const uint8_t* scales, size_t N, float* y, ThreadPool* pool) {
+  // Activation rows per kernel call (M > 1): the weight decode is shared by 4 rows, 4 · 2
+  // accumulators and partial sums plus the 4 decoded weights stay in registers.
+  constexpr size_t kRowsPerCall = 4;
+  const GemvActivations xa = PrepareGemvX(xr, M, K);
+  if (!xa.ok) return false;
+  const size_t row_bytes = K / 2, row_scales = K / kMxBlock;
   const size_t sc_stride = (row_scales + 15) / 16 * 16;
-  for_rows(N, K, pool, [&](size_t n0, size_t n1) {
-    std::vector<float> sc(kGemvRows * sc_stride);
-    std::vector<uint8_t> e(sc_stride);
-    // Returns false if the row must take DotMxfp4.
-    const auto convert = [&](size_t n, size_t r) {
+  for_rows(N, M * K, pool, [&](size_t n0, size_t n1) {
+    std::vector<float> sc(sc_stride), row;
+    std::vector<uint8_t> e(sc_stride);  // zero past row_scales: finite padding scales
+    for (size_t n = n0; n < n1; ++n) {
       const uint8_t* src = scales + n * row_scales;
       if (row_scales % 16 != 0) {
         std::copy_n(src, row_scales, e.begin());
         src = e.data();
       }
-      return ScalesToF32(src, sc_stride, row_scales, sc.data() + r * sc_stride);
-    };
-    size_t n = n0;
-    for (; n + kGemvRows <= n1; n += kGemvRows) {
-      bool ok[kGemvRows];
-      for (size_t r = 0; r < kGemvRows; ++r) ok[r] = convert(n + r, r);
-      GemvRowsAvx3<kGemvRows>(codes + n * row_bytes, row_bytes, sc.data(), sc_stride, xp.data(),
-                              K, y + n);
-      for (size_t r = 0; r < kGemvRows; ++r)
-        if (!ok[r]) y[n + r] = DotMxfp4(codes + (n + r) * row_bytes, scales + (n + r) * row_scales, x, K);
-    }
-    for (; n < n1; ++n) {
-      if (convert(n, 0))
-        GemvRowsAvx3<1>(codes + n * row_bytes, row_bytes, sc.data(), sc_stride, xp.data(), K, y + n);
-      else
-        y[n] = DotMxfp4(codes + n * row_bytes, scales + n * row_scales, x, K);
+      const uint8_t* c = codes + n * row_bytes;
+      if (!ScalesToF32(src, sc_stride, row_scales, xa.t, sc.data())) {
+        MxRowGeneric(xr, M, K, codes, scales, N, n, y, row);
+        continue;
+      }
+      size_t m = 0;
+      for (; m + kRowsPerCall <= M; m += kRowsPerCall)
+        GemvRowBf16<kRowsPerCall>(c, K, sc.data(), xa.words.data() + m * xa.stride, xa.stride, y + m * N + n, N);
+      for (; m < M; ++m)
+        GemvRowBf16<1>(c, K, sc.data(), xa.words.data() + m * xa.stride, xa.stride, y + m * N + n, N);
     }
   });
+  return true;
 }
 #endif
 
@@ -356,24 +429,15 @@ void GemmBf16(const float* x, size_t M, size_t K, const bf16* w, size_t N, float
 
 void GemmMxfp4(const float* x, size_t M, size_t K, const uint8_t* codes, const uint8_t* scales,
                size_t N, float* y, ThreadPool* pool) {
+  // W4A16 consumes the activations rounded to BF16 (gemm.h), as the reference does.
+  std::vector<float> xr(M * K);
+  for (size_t m = 0; m < M; ++m) act_bf16_round_row(x + m * K, K, xr.data() + m * K);
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  if (M == 1) {
-    GemvMxfp4Avx3(x, K, codes, scales, N, y, pool);
-    return;
-  }
+  if (cpu_has_avx512_bf16() && GemmMxfp4Bf16(xr.data(), M, K, codes, scales, N, y, pool)) return;
 #endif
-  const size_t row_bytes = K / 2, row_scales = K / kMxBlock;
   for_rows(N, M * K, pool, [&](size_t n0, size_t n1) {
-    if (M == 1) {
-      for (size_t n = n0; n < n1; ++n)
-        y[n] = DotMxfp4(codes + n * row_bytes, scales + n * row_scales, x, K);
-      return;
-    }
-    std::vector<float> row(K);
-    for (size_t n = n0; n < n1; ++n) {
-      DecodeRowMxfp4(codes + n * row_bytes, scales + n * row_scales, K, row.data());
-      for (size_t m = 0; m < M; ++m) y[m * N + n] = Dot(row.data(), x + m * K, K);
-    }
+    std::vector<float> row;
+    for (size_t n = n0; n < n1; ++n) MxRowGeneric(xr.data(), M, K, codes, scales, N, n, y, row);
   });
 }
 

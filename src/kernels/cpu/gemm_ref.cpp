@@ -26,6 +26,10 @@ void act_mxfp4_quantize_row(const float* x, size_t K, float* xq) {
   mxfp4_dequantize_row_ref(codes.data(), scales.data(), K, xq);
 }
 
+void act_bf16_round_row(const float* x, size_t K, float* xr) {
+  for (size_t k = 0; k < K; ++k) xr[k] = bf16_to_f32(bf16_from_f32(x[k]));
+}
+
 namespace {
 
 // y[m, n] = Σ_k x[m, k] · w(n, k) in double, one rounding to f32 at the end; wrow(n, buf) writes
@@ -57,7 +61,9 @@ void gemm_bf16_ref(const float* x, size_t M, size_t K, const bf16* w, size_t N, 
 
 void gemm_mxfp4_ref(const float* x, size_t M, size_t K, const uint8_t* codes,
                     const uint8_t* scales, size_t N, float* y) {
-  gemm_ref_impl(x, M, K, N, y, [&](size_t n, float* r) {
+  std::vector<float> xr(M * K);
+  for (size_t m = 0; m < M; ++m) act_bf16_round_row(x + m * K, K, xr.data() + m * K);
+  gemm_ref_impl(xr.data(), M, K, N, y, [&](size_t n, float* r) {
     mxfp4_dequantize_row_ref(codes + n * (K / 2), scales + n * (K / kMxBlock), K, r);
   });
 }

@@ -1,0 +1,97 @@
+// mxq/kernels/cuda/gemm_wgmma.h — prefill GEMMs with MXFP4 weights on Hopper's tensor cores (sm_90a):
+//
+//   y[M, N] = x[M, K] · W[N, K]ᵀ        (y f32 row-major; W MXFP4: codes [N, K/2], E8M0 [N, K/32])
+//
+//   W4A8  (gemm_mxfp4_w4a8_sm90):  x FP8 E4M3 [M, K] with a per-token f32 scale [M] (a static
+//         per-tensor scale is the same array filled with one value); FP8 wgmma (QGMMA).
+//   W4A16 (gemm_mxfp4_w4a16_sm90): x BF16 [M, K]; BF16 wgmma (HGMMA). The exact fallback: no
+//         activation quantization.
+//
+// The weight is widened in registers, exactly, with its block exponent folded in relative to a base:
+// for each output row n and K-tile of 128 (four 32-blocks), base = the largest E8M0 exponent of the
+// row's blocks in the tile (blocks whose codes are all ±0 carry no value and are ignored), and a block
+// of exponent e enters the tensor core as E2M1 × 2^(e − base + off), which is exact while
+// e − base ≥ −window:
+//   FP8:  off = 6, window 14. E2M1 magnitudes are {1, 2, 3, 4, 6, 8, 12} · 2^−1, at most two
+//         significant bits, so E2M1 · 2^j is exact in E4M3 iff its smallest non-zero value 2^(j−1) is
+//         at least E4M3's smallest subnormal 2^−9 (j ≥ −8) and its largest 6 · 2^j = 1.5 · 2^(j+2) is at
+//         most 448 = 1.75 · 2^8 (j ≤ 6); j = d + 6 with d = e − base ∈ [−14, 0].
+//   BF16: off = 0, window 63: E2M1 · 2^d for d ∈ [−63, 0] is a normal bf16. (Folding the block
+//         exponent relative to the base also keeps E8M0 253 and 254, whose E2M1 · 2^(e − 127) would
+//         overflow bf16, exact: the power 2^(base − 127) is applied in f32.)
+// The tensor core sums one K-tile into a fresh accumulator; it is then promoted, per output column n,
+// into an f32 accumulator times 2^(base − 127 − off) (every 128 of K: FP8 wgmma accumulates with
+// fewer mantissa bits than f32). The per-token activation scale multiplies y in the epilogue.
+//
+// Blocks below the window are not flushed: the repack splits a (row, K-tile) into passes, greedily —
+// pass 0 takes the blocks within the window of the largest exponent, pass 1 the blocks within the
+// window of the largest exponent left, and so on (at most 4: a K-tile has 4 blocks). Each block
+// records its pass and shift, each (row, K-tile) its passes' bases, and each 64-row tile of the
+// kernel the number of passes of its K-tile (its rows' maximum); a K-tile with two passes runs the
+// tensor core twice, each time with only that pass's blocks non-zero, and promotes each with its
+// own base. An E8M0 of 0xFF (NaN) is its own base, whose promotion factor is NaN, so the rows it
+// touches come out NaN as in the reference.
+//
+// Repacked weight layout (mxfp4_sm90_repack; N padded to a multiple of 128, K to a multiple of 128
+// with zero codes; KT = K-tiles):
+//   codes  [N/128][KT][8][2][32][16] bytes: for the 128-row tile holding row n, K-tile kt, 16-row
+//          group (n % 128) / 16, half (n % 16) / 8 and lane 4 · (n % 8) + t, the 16 bytes that thread
+//          t of the warp widens into its wgmma A fragments for the tile's steps (a tile's K-tile is
+//          8 KB in one piece, one bulk copy); the element order is mxfp4_sm90_code_position's.
+//   meta   [N/128][KT][128] × 8 bytes: per (row, K-tile) 4 block bytes (pass << 6 | (base − e)) and
+//          the 4 pass bases (E8M0; 0 where unused).
+//   passes [N/64][KT]: the number of passes of a 64-row tile's K-tile (0 where every block is zero).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "mxq/format.h"
+
+namespace mxq {
+
+enum class Sm90Operand { e4m3, bf16 };  // what the weight is widened to (the activation's type)
+
+// An MXFP4 weight in the kernels' layout, on the host (what the repack returns).
+struct Mxfp4Sm90Packed {
+  Sm90Operand op = Sm90Operand::e4m3;
+  size_t N = 0, K = 0;
+  std::vector<uint8_t> codes, meta, passes;
+  size_t out_of_window = 0;  // (row, K-tile) pairs that needed more than one pass
+};
+
+// The same, in device memory (pointers owned by the caller).
+struct Mxfp4Sm90Weights {
+  Sm90Operand op = Sm90Operand::e4m3;
+  size_t N = 0, K = 0;
+  const uint8_t* codes = nullptr;
+  const uint8_t* meta = nullptr;
+  const uint8_t* passes = nullptr;
+};
+
+// Where element (n, k) of the weight lands in Mxfp4Sm90Packed::codes: a byte index and the nibble
+// (0 low, 1 high). A bijection from [N, K] onto the non-padding nibbles (tests check it).
+struct NibblePosition {
+  size_t byte;
+  int nibble;
+};
+NibblePosition mxfp4_sm90_code_position(Sm90Operand op, size_t n, size_t k, size_t K);
+
+// Canonical MXFP4 (codes [N, K/2], scales [N, K/32]; K a multiple of 32) -> the kernels' layout.
+// Host code, run once when the weights are loaded (process_weights_after_loading).
+Mxfp4Sm90Packed mxfp4_sm90_repack(Sm90Operand op, const uint8_t* codes, const uint8_t* scales,
+                                  size_t N, size_t K);
+
+// Launchers: enqueue one kernel on `stream`, return the launch error (cudaErrorInvalidValue for a
+// weight packed for the other operand or a K that differs; cudaErrorNoKernelImageForDevice off
+// sm_90a). x: x8 [M, K] E4M3 bytes with act_scale [M], or x16 [M, K] bf16, 16-byte aligned (the
+// copy engine reads it; cudaErrorInvalidValue otherwise); y [M, N] f32.
+cudaError_t gemm_mxfp4_w4a8_sm90(const uint8_t* x8, const float* act_scale, size_t M, size_t K,
+                                 const Mxfp4Sm90Weights& w, float* y, cudaStream_t stream);
+cudaError_t gemm_mxfp4_w4a16_sm90(const bf16* x16, size_t M, size_t K, const Mxfp4Sm90Weights& w,
+                                  float* y, cudaStream_t stream);
+
+}  // namespace mxq

@@ -1,0 +1,92 @@
+// mxq/kernels/cuda/gemv.h — the decode / small-M W4A16 product on NVIDIA GPUs (sm_90a; sm_80
+// without the cluster split):
+//
+//   y[M, N] = x[M, K] · dequant(W)ᵀ     x bf16, W MXFP4 (E2M1 codes, one E8M0 scale per 32 of K),
+//                                       y bf16 or f32, FP32 accumulation
+//
+// The weights are streamed once, in a tiled layout that mxfp4_gemv_repack builds from the checkpoint
+// layout (codes U8 [N, K/2], element 2i in the low nibble of byte i; scales U8 [N, K/32]) once, at
+// load. Fast for M <= 32 (one pass over the weights per 32 tokens); any M is correct.
+//
+// The repacked layout. The kernel runs mma.m16n8k16 (BF16 in, FP32 accumulate) with the weights as
+// the 16-row A operand and up to 8 tokens as the B operand ("swap AB": tokens are the small
+// dimension). Rows are cut into tiles of 16 (the last padded with zero codes), K into steps of 64 (the
+// last padded with zero codes when K / 32 is odd). One (tile, step) is 512 code bytes, one 16-byte
+// vector per lane of a warp, lane = 4·g + t, g, t in [0, 8) x [0, 4):
+//   word 0: row g,     block 2·step,     k = 8t .. 8t+7 of the block
+//   word 1: row g + 8, block 2·step,     same k
+//   word 2: row g,     block 2·step + 1, same k
+//   word 3: row g + 8, block 2·step + 1, same k
+// and the 8 nibbles of a word are reordered so that element j sits at nibble (j / 2) + 4·(j % 2):
+// elements 2r and 2r + 1 (one bf16x2 register of the MMA fragment) are nibbles r and r + 4, which one
+// shift and one mask move into the two halves' exponent/mantissa fields. The k order inside the MMA is
+// permuted the same way for weights and activations (thread t's fragment columns are the block's
+// k = 8t .. 8t+7), so each lane reads its activations as one 16-byte vector per block too.
+// Scales: per (tile, step) 32 bytes, 4 per g: (row g, block 2s), (row g+8, 2s), (row g, 2s+1),
+// (row g+8, 2s+1); padding blocks and rows get 127 (1.0).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "mxq/format.h"
+#include "mxq/kernels/cpu/mx_convert.h"  // ElemType
+
+namespace mxq {
+
+inline constexpr size_t kGemvTileRows = 16;   // rows of W per MMA tile
+inline constexpr size_t kGemvStepK = 64;      // K per lane-vector (two MX blocks)
+inline constexpr size_t kGemvStepCodeBytes = 512;
+inline constexpr size_t kGemvStepScaleBytes = 32;
+inline constexpr uint8_t kGemvPadScale = 127;  // padding blocks decode as zeros times 1.0
+
+MXQ_HD constexpr size_t mxfp4_gemv_tiles(size_t N) { return (N + kGemvTileRows - 1) / kGemvTileRows; }
+MXQ_HD constexpr size_t mxfp4_gemv_steps(size_t K) { return (K + kGemvStepK - 1) / kGemvStepK; }
+inline constexpr size_t mxfp4_gemv_code_bytes(size_t N, size_t K) {
+  return mxfp4_gemv_tiles(N) * mxfp4_gemv_steps(K) * kGemvStepCodeBytes;
+}
+inline constexpr size_t mxfp4_gemv_scale_bytes(size_t N, size_t K) {
+  return mxfp4_gemv_tiles(N) * mxfp4_gemv_steps(K) * kGemvStepScaleBytes;
+}
+
+// Where weight (n, k) lives in the repacked codes, as a nibble index (byte = index / 2, the low
+// nibble when even), for n < N, k < K. The layout above, written once; the repack and its test use it.
+inline constexpr size_t mxfp4_gemv_code_nibble(size_t n, size_t k, size_t K) {
+  const size_t tile = n / kGemvTileRows, r = n % kGemvTileRows, g = r % 8, hi = r / 8;
+  const size_t step = k / kGemvStepK, b = (k % kGemvStepK) / kMxBlock, kk = k % kMxBlock;
+  const size_t t = kk / 8, j = kk % 8;
+  const size_t lane = 4 * g + t, word = 2 * b + hi, pos = j / 2 + 4 * (j % 2);
+  const size_t byte = ((tile * mxfp4_gemv_steps(K) + step) * 32 + lane) * 16 + word * 4 + pos / 2;
+  return 2 * byte + pos % 2;
+}
+// Where the scale of block kb (k in [32·kb, 32·kb + 32)) of row n lives in the repacked scales.
+inline constexpr size_t mxfp4_gemv_scale_byte(size_t n, size_t kb, size_t K) {
+  const size_t tile = n / kGemvTileRows, r = n % kGemvTileRows, g = r % 8, hi = r / 8;
+  const size_t step = kb / 2, b = kb % 2;
+  return ((tile * mxfp4_gemv_steps(K) + step) * 8 + g) * 4 + 2 * b + hi;
+}
+
+// Host memory to host memory: checkpoint codes [N, K/2] and scales [N, K/32] -> codes_rp
+// [mxfp4_gemv_code_bytes], scales_rp [mxfp4_gemv_scale_bytes], padding as described above. K must
+// be a multiple of 32 (throws mxq::Error otherwise). Called once per weight at load time.
+void mxfp4_gemv_repack(const uint8_t* codes, const uint8_t* scales, size_t N, size_t K,
+                       uint8_t* codes_rp, uint8_t* scales_rp);
+
+// y [M, N] (yt: bf16 or f32, row-major) = x [M, K] · Wᵀ on `stream`, with codes_rp / scales_rp the
+// repacked weights in device memory. x must be 16-byte aligned and K a multiple of 32; y is written
+// whole (no accumulation into it). Enqueues one launch per 32 rows of x and returns the first launch
+// error (cudaErrorInvalidValue for a bad K, alignment or type); does not synchronize.
+//
+// Work split: each CTA (8 warps) owns 1, 2, 4 or 8 row tiles and a range of K steps; its warps
+// take the tiles' steps in turn (one warp per tile when it owns 8) and reduce their FP32 partials
+// through shared memory. When N alone gives too few or unbalanced CTAs for the device's SMs, a cluster
+// of 2, 4 or 8 CTAs splits K and the partials meet in the first CTA's shared memory over the cluster's
+// distributed shared memory: no FP32 partials in global memory, one launch, no second pass. The
+// split is chosen per launch from M, N, K and the SM count (plan_gemv in the source).
+cudaError_t mxfp4_gemv_w4a16_cuda(const bf16* x, size_t M, size_t K, const uint8_t* codes_rp,
+                                  const uint8_t* scales_rp, size_t N, void* y, ElemType yt,
+                                  cudaStream_t stream);
+
+}  // namespace mxq

@@ -1,0 +1,438 @@
+// MXFP4 W4A16 GEMV / small-M GEMM on NVIDIA GPUs: see mxq/kernels/cuda/gemv.h for the contract and
+// the repacked weight layout.
+//
+// Budget. At M = 1 an H100 streams ~0.53 bytes of weight per element, so at ~3 TB/s an SM must
+// retire ~24 weights per clock: ~5 thread-instructions per weight of issue, for the dequantization,
+// the MMAs, the activation loads and the loop. The conversion below spends ~2 per weight (~3.1 per
+// weight in all, from the sm_90a SASS of a 64-K step):
+//  * E2M1 -> bf16 by bit placement (the codes' exponent and mantissa bits dropped into the bottom of
+//    bf16's fields give E2M1 · 2^-126 exactly, the subnormal 0.5 included): 3-4 integer ops per
+//    bf16x2 register, thanks to the repacked nibble order;
+//  * one bf16x2 multiply by 2^(e - 1) = 2^126 · 2^(e - 127) per register, the block's E8M0 scale
+//    with the bias fix folded in. That constant is a bf16 for e <= 128 (weights below 6 · 2^1); a
+//    lane whose scales are larger (or NaN) multiplies twice, by 2^126 and by the scale, so every
+//    scale byte is exact: E2M1 · 2^(e-127) is a bf16 for every e (the smallest, 2^-128, is a bf16
+//    subnormal, which fma.rn.bf16x2 keeps), as it is a float32 in the reference.
+// The tensor cores then do the multiply-adds in FP32 (bf16 x bf16 products are exact). At M = 1
+// seven of the eight MMA columns are zeros; the MMA rate is far above what the stream needs.
+//
+// Latency. Each warp keeps two chunks of its steps' loads in flight (the next chunk's weights are
+// loaded before the current chunk's MMAs); at M <= 8, 32 warps per SM x 2 KB. Weights are read once:
+// .cs (evict-first) loads. Activations are small and shared by every tile: plain cached loads, L1
+// serves the CTA's other tiles.
+#include "mxq/kernels/cuda/gemv.h"
+
+#include <cooperative_groups.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "mxq/error.h"
+#include "mxq/kernels/cuda/mx_convert_math.h"  // bf16x2_mul
+
+namespace mxq {
+namespace {
+
+constexpr int kWarps = 8, kThreads = 32 * kWarps;
+// Benchmark builds may override the defaults below to compare variants on the device (as
+// mx_convert.cu's unroll depths). The defaults are the best measured on an H100 (docs/BENCHMARKS.md):
+// at M <= 8, chunks of 2 steps (two chunks, 2 KB per warp, in flight) in 63 registers, so that 4 CTAs
+// (32 warps) fit an SM, beat chunks of 4 steps in 102 registers (2 CTAs per SM) on every shape but one
+// (LM head 120.8 vs 128.7 us); at M 9-16, 2 tiles per CTA beat 4 (2880x4096 18.3 vs 32.3 us).
+#ifndef MXQ_GEMV_DEPTH_M8
+#define MXQ_GEMV_DEPTH_M8 2
+#endif
+#ifndef MXQ_GEMV_MIN_CTAS_M8  // CTAs per SM the register budget must allow at M <= 8
+#define MXQ_GEMV_MIN_CTAS_M8 4
+#endif
+#ifndef MXQ_GEMV_TILES_PER_CTA_M16
+#define MXQ_GEMV_TILES_PER_CTA_M16 2
+#endif
+#ifndef MXQ_GEMV_TILES_PER_CTA_M32  // the same above 16 tokens
+#define MXQ_GEMV_TILES_PER_CTA_M32 4
+#endif
+#ifndef MXQ_GEMV_MAX_KSPLIT
+#define MXQ_GEMV_MAX_KSPLIT 8
+#endif
+// Steps per chunk of a warp's loads (two chunks in flight); 2 above 8 tokens, whose 8-16 accumulator
+// and 32-64 activation registers per chunk would otherwise spill.
+template <int kNT8>
+constexpr int kDepth = kNT8 == 1 ? MXQ_GEMV_DEPTH_M8 : 2;
+constexpr size_t kTokensPerLaunch = 32;  // four MMA column tiles of 8
+constexpr uint32_t kBf16x2Pow126 = 0x7E807E80u;
+
+// The bf16x2 register r (elements 2r, 2r+1 of a word's 8, at nibbles r and r+4) as E2M1 · 2^-126:
+// magnitude bits to bf16 bits 6..8 (exponent LSBs and mantissa MSB), sign to bit 15, per half.
+template <int kR>
+__device__ __forceinline__ uint32_t e2m1x2_bits(uint32_t w) {
+  constexpr int kMag = 6 - 4 * kR, kSign = 12 - 4 * kR;
+  const uint32_t mag = kMag >= 0 ? w << (kMag & 31) : w >> (-kMag & 31);
+  return (mag & 0x01C001C0u) | ((w << kSign) & 0x80008000u);
+}
+
+// Byte i of the scale word as the bf16x2 factor 2^(e-1) (both halves): e + 126 in the exponent
+// field, valid when every byte of the word is below 128 (so the add carries into no other byte).
+__device__ __forceinline__ uint32_t scale_factor_folded(uint32_t sc_plus_126, int i) {
+  return __byte_perm(sc_plus_126, 0u, 0x4040u + 0x0101u * static_cast<uint32_t>(i)) << 7;
+}
+// Byte i of the scale word as the bf16x2 2^(e-127) exactly: 2^-127 is the subnormal 0x0040, 0xFF NaN.
+__device__ __forceinline__ uint32_t scale_factor_exact(uint32_t sc, int i) {
+  const uint32_t e = (sc >> (8 * i)) & 0xFFu;
+  const uint32_t h = e == 0 ? 0x0040u : e == kE8M0Nan ? 0x7FC0u : e << 7;
+  return h * 0x00010001u;
+}
+
+// d += a · b, one m16n8k16 BF16 MMA with FP32 accumulation.
+__device__ __forceinline__ void mma_bf16_m16n8k16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                                  uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+      "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// One step (64 of K) of one 16-row tile: wq = this lane's four code words (layout in gemv.h), sc its
+// four scale bytes, xq[b][j] the activations k = 8t .. 8t+7 of block b for token 8j + g. kFolded:
+// every scale byte of the warp is below 128, so one multiply per register applies 2^126 · scale.
+template <int kNT8, bool kFolded>
+__device__ __forceinline__ void tile_step(const uint4& wq, uint32_t sc, const uint4 (&xq)[2][kNT8],
+                                          float (&acc)[kNT8][4]) {
+  uint32_t factor[4];  // (row g, block 0), (row g+8, block 0), (g, 1), (g+8, 1)
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    factor[i] = kFolded ? scale_factor_folded(sc + 0x7E7E7E7Eu, i) : scale_factor_exact(sc, i);
+  const uint32_t words[4] = {wq.x, wq.y, wq.z, wq.w};
+#pragma unroll
+  for (int b = 0; b < 2; ++b) {
+    const uint32_t w_lo = words[2 * b], w_hi = words[2 * b + 1];  // rows g, g + 8
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      // Fragment A of MMA h: (row g, k pair 2h), (row g+8, 2h), (row g, 2h+1), (row g+8, 2h+1),
+      // i.e. the block's k = 8t + 4h .. 8t + 4h + 3 (see gemv.h for the k permutation).
+      uint32_t a[4] = {h == 0 ? e2m1x2_bits<0>(w_lo) : e2m1x2_bits<2>(w_lo),
+                       h == 0 ? e2m1x2_bits<0>(w_hi) : e2m1x2_bits<2>(w_hi),
+                       h == 0 ? e2m1x2_bits<1>(w_lo) : e2m1x2_bits<3>(w_lo),
+                       h == 0 ? e2m1x2_bits<1>(w_hi) : e2m1x2_bits<3>(w_hi)};
+      if constexpr (!kFolded) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) a[r] = bf16x2_mul(a[r], kBf16x2Pow126);
+      }
+      a[0] = bf16x2_mul(a[0], factor[2 * b]);
+      a[1] = bf16x2_mul(a[1], factor[2 * b + 1]);
+      a[2] = bf16x2_mul(a[2], factor[2 * b]);
+      a[3] = bf16x2_mul(a[3], factor[2 * b + 1]);
+#pragma unroll
+      for (int j = 0; j < kNT8; ++j) {
+        const uint4& v = xq[b][j];
+        mma_bf16_m16n8k16(acc[j], a, h == 0 ? v.x : v.z, h == 0 ? v.y : v.w);
+      }
+    }
+  }
+}
+
+// Where a warp is in its sequence of steps: its lane's code vector and scale word of the next step,
+// its activation pointers (token 8j + g, k of the next step + 8t) and that k.
+template <int kNT8>
+struct WarpCursor {
+  const uint4* codes;
+  const uint32_t* scales;
+  const bf16* x[kNT8];
+  bool has_token[kNT8];
+  int k;
+};
+struct WarpStride {
+  size_t codes, scales;  // uint4 / uint32_t units per step of this warp
+  int k;                 // elements of K per step of this warp
+};
+
+// The code vectors and scale words of kSteps consecutive steps of a warp; steps at or past the warp's
+// count load nothing and hold zeros (zero codes: they add nothing).
+template <int kSteps>
+struct WeightChunk {
+  uint4 codes[kSteps];
+  uint32_t scales[kSteps];
+};
+
+template <int kNT8, int kSteps>
+__device__ __forceinline__ void load_weights(const WarpCursor<kNT8>& at, const WarpStride& stride,
+                                             int left, WeightChunk<kSteps>& w) {
+#pragma unroll
+  for (int u = 0; u < kSteps; ++u) {
+    w.codes[u] = u < left ? __ldcs(at.codes + u * stride.codes) : make_uint4(0, 0, 0, 0);
+    w.scales[u] = u < left ? __ldcs(at.scales + u * stride.scales) : 0u;
+  }
+}
+
+// The MMAs of one chunk (whose weights are loaded): its activations first, all at once, then the
+// steps. The second block of a step lies past K only in the last step when K / 32 is odd: its
+// activations read as zeros (the padding codes are zeros too); so do those of missing steps.
+template <int kNT8, int kSteps>
+__device__ __forceinline__ void chunk_mma(const WarpCursor<kNT8>& at, const WarpStride& stride, int K,
+                                          int left, const WeightChunk<kSteps>& w,
+                                          float (&acc)[kNT8][4]) {
+  uint4 xq[kSteps][2][kNT8];
+#pragma unroll
+  for (int u = 0; u < kSteps; ++u) {
+    const int k0 = at.k + u * stride.k;
+    const bool first_block = u < left, second_block = first_block && k0 + static_cast<int>(kMxBlock) < K;
+#pragma unroll
+    for (int j = 0; j < kNT8; ++j) {
+      const uint4* xp = reinterpret_cast<const uint4*>(at.x[j] + u * stride.k);
+      xq[u][0][j] = at.has_token[j] && first_block ? __ldg(xp) : make_uint4(0, 0, 0, 0);
+      xq[u][1][j] = at.has_token[j] && second_block ? __ldg(xp + kMxBlock / 8) : make_uint4(0, 0, 0, 0);
+    }
+  }
+#pragma unroll
+  for (int u = 0; u < kSteps; ++u) {
+    if (__all_sync(0xFFFFFFFFu, (w.scales[u] & 0x80808080u) == 0))
+      tile_step<kNT8, true>(w.codes[u], w.scales[u], xq[u], acc);
+    else
+      tile_step<kNT8, false>(w.codes[u], w.scales[u], xq[u], acc);
+  }
+}
+
+template <int kNT8>
+__device__ __forceinline__ void advance(WarpCursor<kNT8>& at, const WarpStride& stride, int steps) {
+  at.codes += steps * stride.codes;
+  at.scales += steps * stride.scales;
+#pragma unroll
+  for (int j = 0; j < kNT8; ++j) at.x[j] += steps * stride.k;
+  at.k += steps * stride.k;
+}
+
+// All `count` steps of a warp, kSteps at a time, with the next chunk's weights loaded before the
+// current chunk's MMAs: two chunks of loads in flight while the warp converts (a first version that
+// loaded, then converted, then loaded again kept the HBM queue half-empty).
+template <int kNT8, int kSteps>
+__device__ __forceinline__ void warp_steps(WarpCursor<kNT8>& at, const WarpStride& stride, int K,
+                                           int count, float (&acc)[kNT8][4]) {
+  WeightChunk<kSteps> cur, next;
+  load_weights<kNT8, kSteps>(at, stride, count, cur);
+  for (int c = 0; c < count; c += kSteps) {
+    const int left = count - c;
+    if (left > kSteps) {
+      WarpCursor<kNT8> ahead = at;
+      advance(ahead, stride, kSteps);
+      load_weights<kNT8, kSteps>(ahead, stride, left - kSteps, next);
+    }
+    chunk_mma<kNT8, kSteps>(at, stride, K, left, cur, acc);
+    advance(at, stride, kSteps);
+    cur = next;
+  }
+}
+
+__device__ __forceinline__ void store_out(float* y, size_t i, float v) { y[i] = v; }
+__device__ __forceinline__ void store_out(bf16* y, size_t i, float v) { y[i] = bf16_from_f32(v); }
+
+// Grid: groups x ksplit CTAs (clusters of ksplit along x when ksplit > 1); CTA = group · ksplit +
+// rank owns tiles [group · tiles_per_cta, +tiles_per_cta) and steps [rank · steps / ksplit,
+// (rank + 1) · steps / ksplit). Warp w works on tile w % tiles_per_cta, every (kWarps /
+// tiles_per_cta)-th step of the range starting at w / tiles_per_cta.
+template <int kNT8, typename OutT>
+__global__ void __launch_bounds__(kThreads, kNT8 == 1 ? MXQ_GEMV_MIN_CTAS_M8 : 2)
+mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* __restrict__ codes,
+                        const uint32_t* __restrict__ scales, int N, OutT* __restrict__ y,
+                        int tiles_per_cta, int ksplit) {
+  // FP32 partials of every warp, in fragment order: [warp][n8 tile · 4 + c][lane].
+  __shared__ float partial[kWarps][kNT8 * 4][32];
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int tiles = static_cast<int>(mxfp4_gemv_tiles(N)), steps = static_cast<int>(mxfp4_gemv_steps(K));
+  const int group = blockIdx.x / ksplit, rank = blockIdx.x % ksplit;
+  const int slots = kWarps / tiles_per_cta;
+  const int tile = group * tiles_per_cta + warp % tiles_per_cta;
+  const int first = rank * steps / ksplit + warp / tiles_per_cta;
+  const int end = (rank + 1) * steps / ksplit;
+
+  float acc[kNT8][4] = {};
+  if (tile < tiles && first < end) {
+    const int count = (end - first + slots - 1) / slots;
+    const size_t tile_step0 = size_t{static_cast<unsigned>(tile)} * steps + first;
+    WarpCursor<kNT8> at;
+    at.codes = codes + tile_step0 * 32 + lane;
+    at.scales = scales + tile_step0 * 8 + g;
+    at.k = first * static_cast<int>(kGemvStepK);
+#pragma unroll
+    for (int j = 0; j < kNT8; ++j) {
+      at.has_token[j] = 8 * j + g < M;
+      at.x[j] = x + size_t{static_cast<unsigned>(at.has_token[j] ? 8 * j + g : 0)} * K + at.k + 8 * t;
+    }
+    const WarpStride stride{size_t{static_cast<unsigned>(slots)} * 32, size_t{static_cast<unsigned>(slots)} * 8,
+                            slots * static_cast<int>(kGemvStepK)};
+    warp_steps<kNT8, kDepth<kNT8>>(at, stride, K, count, acc);
+  }
+
+#pragma unroll
+  for (int j = 0; j < kNT8; ++j)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) partial[warp][4 * j + c][lane] = acc[j][c];
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  const cg::cluster_group cluster = cg::this_cluster();
+  if (ksplit > 1) cluster.sync(); else __syncthreads();
+#else
+  __syncthreads();  // the host never splits K across CTAs below sm_90
+#endif
+
+  // The cluster's first CTA sums, per output, its warps' partials of that tile and every other
+  // rank's, in a fixed order, and writes the output once.
+  if (rank == 0) {
+    constexpr int kPerTile = kNT8 * 4 * 32;
+    for (int item = threadIdx.x; item < tiles_per_cta * kPerTile; item += kThreads) {
+      const int tt = item / kPerTile, i = (item / 32) % (kNT8 * 4), ln = item % 32;
+      float sum = 0.0f;
+      for (int r = 0; r < ksplit; ++r) {
+        const float* part = &partial[0][0][0];
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        if (r > 0) part = cluster.map_shared_rank(part, r);
+#endif
+        for (int sl = 0; sl < slots; ++sl)
+          sum += part[((tt + sl * tiles_per_cta) * kNT8 * 4 + i) * 32 + ln];
+      }
+      // Accumulator c of column tile j: row g + 8·(c / 2), token 8j + 2t + c % 2.
+      const int row = ln / 4 + 8 * ((i % 4) / 2), token = 8 * (i / 4) + 2 * (ln % 4) + i % 2;
+      const int n = (group * tiles_per_cta + tt) * static_cast<int>(kGemvTileRows) + row;
+      if (n < N && token < M) store_out(y, size_t{static_cast<unsigned>(token)} * N + n, sum);
+    }
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (ksplit > 1) cluster.sync();  // the other ranks' shared memory stays until rank 0 has read it
+#endif
+}
+
+struct GemvPlan {
+  int tiles_per_cta;
+  int ksplit;
+};
+
+// The split of the work: K over a cluster of ksplit CTAs (1 preferred: a cluster's ranks meet at two
+// cluster barriers), then as many tiles per CTA as possible (fewer warps per tile, so each warp runs
+// longer and keeps its loads pipelined; measured on an H100, short CTAs of 8 steps per warp spent a
+// fifth of the 128256-row LM head's time starting and reducing), subject to at least 1.5 CTAs per SM
+// spread over the SMs within 10% of evenly (CTAs / SMs over its ceiling). Above 8 tokens a CTA holds at
+// least MXQ_GEMV_TILES_PER_CTA_M16 tiles (MXQ_GEMV_TILES_PER_CTA_M32 above 16 tokens), so that the
+// activations each CTA reads (M·K·2 bytes) stay near its weight bytes (16·tiles·K·0.53). Without a
+// fit, the most even split.
+GemvPlan plan_gemv(size_t tokens, size_t N, size_t K, int sms, bool clusters) {
+  const int min_tiles = tokens <= 8    ? 1
+                        : tokens <= 16 ? MXQ_GEMV_TILES_PER_CTA_M16
+                                       : MXQ_GEMV_TILES_PER_CTA_M32;
+  const size_t tiles = mxfp4_gemv_tiles(N), steps = mxfp4_gemv_steps(K);
+  GemvPlan best{min_tiles, 1};
+  double best_even = -1.0;
+  for (int ks = 1; ks <= MXQ_GEMV_MAX_KSPLIT; ks *= 2) {
+    if (ks > 1 && (!clusters || static_cast<size_t>(ks) > steps)) break;
+    for (int tpc = kWarps; tpc >= min_tiles; tpc /= 2) {
+      const double per_sm = static_cast<double>((tiles + tpc - 1) / tpc * ks) / sms;
+      const double even = per_sm / std::ceil(per_sm);
+      if (even >= 0.9 && per_sm >= 1.5) return {tpc, ks};
+      if (even > best_even) best = {tpc, ks}, best_even = even;
+    }
+  }
+  return best;
+}
+
+template <int kNT8, typename OutT>
+cudaError_t launch_gemv(const bf16* x, int M, int K, const uint8_t* codes, const uint8_t* scales,
+                        int N, OutT* y, const GemvPlan& plan, cudaStream_t stream) {
+  const size_t groups = (mxfp4_gemv_tiles(N) + plan.tiles_per_cta - 1) / plan.tiles_per_cta;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(groups * plan.ksplit));
+  cfg.blockDim = dim3(kThreads);
+  cfg.stream = stream;
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = static_cast<unsigned>(plan.ksplit);
+  cluster.val.clusterDim.y = 1;
+  cluster.val.clusterDim.z = 1;
+  if (plan.ksplit > 1) {
+    cfg.attrs = &cluster;
+    cfg.numAttrs = 1;
+  }
+  return cudaLaunchKernelEx(&cfg, mxfp4_gemv_w4a16_kernel<kNT8, OutT>, x, M, K,
+                            reinterpret_cast<const uint4*>(codes),
+                            reinterpret_cast<const uint32_t*>(scales), N, y, plan.tiles_per_cta,
+                            plan.ksplit);
+}
+
+template <typename OutT>
+cudaError_t launch_gemv_tokens(const bf16* x, int M, int K, const uint8_t* codes,
+                               const uint8_t* scales, int N, OutT* y, const GemvPlan& plan,
+                               cudaStream_t stream) {
+  switch ((M + 7) / 8) {
+    case 1: return launch_gemv<1>(x, M, K, codes, scales, N, y, plan, stream);
+    case 2: return launch_gemv<2>(x, M, K, codes, scales, N, y, plan, stream);
+    case 3: return launch_gemv<3>(x, M, K, codes, scales, N, y, plan, stream);
+    default: return launch_gemv<4>(x, M, K, codes, scales, N, y, plan, stream);
+  }
+}
+
+// Element j of a checkpoint code word (nibble j) to nibble j / 2 + 4 · (j % 2): even elements to
+// the low four nibbles, odd ones to the high four.
+uint32_t permute_code_word(uint32_t w) {
+  uint32_t out = 0;
+  for (int j = 0; j < 8; ++j) out |= ((w >> (4 * j)) & 0xFu) << (4 * (j / 2 + 4 * (j % 2)));
+  return out;
+}
+
+}  // namespace
+
+void mxfp4_gemv_repack(const uint8_t* codes, const uint8_t* scales, size_t N, size_t K,
+                       uint8_t* codes_rp, uint8_t* scales_rp) {
+  if (K % kMxBlock != 0)
+    throw Error("mxfp4_gemv_repack: K = " + std::to_string(K) + " is not a multiple of 32");
+  std::memset(codes_rp, 0, mxfp4_gemv_code_bytes(N, K));
+  std::memset(scales_rp, kGemvPadScale, mxfp4_gemv_scale_bytes(N, K));
+  const size_t blocks = K / kMxBlock;
+  for (size_t n = 0; n < N; ++n) {
+    for (size_t kb = 0; kb < blocks; ++kb) {
+      scales_rp[mxfp4_gemv_scale_byte(n, kb, K)] = scales[n * blocks + kb];
+      // The block's 4 code words (k = 8t .. 8t+7) each land whole in one repacked word, whose
+      // first nibble is where element 8t goes.
+      for (size_t t = 0; t < 4; ++t) {
+        uint32_t w;
+        std::memcpy(&w, codes + n * (K / 2) + kb * (kMxBlock / 2) + 4 * t, 4);
+        w = permute_code_word(w);
+        std::memcpy(codes_rp + mxfp4_gemv_code_nibble(n, kb * kMxBlock + 8 * t, K) / 2, &w, 4);
+      }
+    }
+  }
+}
+
+cudaError_t mxfp4_gemv_w4a16_cuda(const bf16* x, size_t M, size_t K, const uint8_t* codes_rp,
+                                  const uint8_t* scales_rp, size_t N, void* y, ElemType yt,
+                                  cudaStream_t stream) {
+  if (M == 0 || N == 0) return cudaSuccess;
+  if (K == 0 || K % kMxBlock != 0 || reinterpret_cast<uintptr_t>(x) % 16 != 0 ||
+      K > (size_t{1} << 30) || N > (size_t{1} << 30) ||
+      (yt != ElemType::bf16 && yt != ElemType::f32))
+    return cudaErrorInvalidValue;
+  int device = 0, sms = 0, major = 0;
+  if (const cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return e;
+  if (const cudaError_t e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+      e != cudaSuccess)
+    return e;
+  if (const cudaError_t e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+      e != cudaSuccess)
+    return e;
+  for (size_t m0 = 0; m0 < M; m0 += kTokensPerLaunch) {
+    const size_t tokens = std::min(kTokensPerLaunch, M - m0);
+    const GemvPlan plan = plan_gemv(tokens, N, K, sms, major >= 9);
+    const bf16* xs = x + m0 * K;
+    const cudaError_t e =
+        yt == ElemType::bf16
+            ? launch_gemv_tokens(xs, static_cast<int>(tokens), static_cast<int>(K), codes_rp,
+                                 scales_rp, static_cast<int>(N), static_cast<bf16*>(y) + m0 * N,
+                                 plan, stream)
+            : launch_gemv_tokens(xs, static_cast<int>(tokens), static_cast<int>(K), codes_rp,
+                                 scales_rp, static_cast<int>(N), static_cast<float*>(y) + m0 * N,
+                                 plan, stream);
+    if (e != cudaSuccess) return e;
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace mxq

@@ -1,0 +1,156 @@
+// The MXFP4 linear layer on NVIDIA GPUs: see mxq/kernels/cuda/mxfp4_linear.h. Host code only: it
+// owns the repacked weights and the activation workspace and chains the launchers.
+#include "mxq/kernels/cuda/mxfp4_linear.h"
+
+#include <string>
+#include <vector>
+
+#include "mxq/error.h"
+#include "mxq/kernels/cuda/act_quant.h"
+#include "mxq/kernels/cuda/gemv.h"
+
+namespace mxq {
+namespace {
+
+size_t index_of(Mxfp4LinearMode mode) { return static_cast<size_t>(mode); }
+
+std::string where(const char* call, Mxfp4LinearMode mode, size_t M, size_t N, size_t K) {
+  return std::string("Mxfp4LinearCuda::apply(") + mxfp4_linear_mode_name(mode) + ", M " +
+         std::to_string(M) + ", N " + std::to_string(N) + ", K " + std::to_string(K) + "): " + call;
+}
+
+}  // namespace
+
+const char* mxfp4_linear_mode_name(Mxfp4LinearMode mode) {
+  switch (mode) {
+    case Mxfp4LinearMode::w4a16: return "W4A16";
+    case Mxfp4LinearMode::w4a8: return "W4A8";
+    case Mxfp4LinearMode::w4a4: return "W4A4";
+  }
+  return "?";
+}
+
+// Measured per mode on an H100 (bench_gemm_cuda's crossover table, 2026-11-25; 4096x4096,
+// 28672x4096, 4096x14336, 2880x4096, M from 8 to 256): the GEMV is faster up to M = 32 on every shape
+// and mode but one near tie (2880x4096 at M = 32: W4A16 GEMV 49.3 us, GEMM 48.0 us); above 32 the
+// GEMV takes another launch per 32 tokens while the GEMM's time stays flat up to M = 128, and the
+// GEMM wins on all shapes but 4096x14336 (GEMV up to M = 64, W4A8 up to 96). The same switch point
+// for every mode, then. Re-measure when the GEMM kernels change.
+size_t Mxfp4LinearCuda::default_gemv_max_m(Mxfp4LinearMode) { return 32; }
+
+void Mxfp4LinearCuda::upload_sm90(Sm90Operand op, const uint8_t* codes, const uint8_t* scales,
+                                  size_t N, size_t K, Sm90Buffers& out, cudaStream_t stream) {
+  const Mxfp4Sm90Packed p = mxfp4_sm90_repack(op, codes, scales, N, K);
+  out.codes = DeviceBuffer<uint8_t>(p.codes.size());
+  out.meta = DeviceBuffer<uint8_t>(p.meta.size());
+  out.passes = DeviceBuffer<uint8_t>(p.passes.size());
+  out.codes.upload(p.codes.data(), p.codes.size(), stream);
+  out.meta.upload(p.meta.data(), p.meta.size(), stream);
+  out.passes.upload(p.passes.data(), p.passes.size(), stream);
+  // The host vectors die here: wait for the copies (load time, once per weight).
+  cuda_check(cudaStreamSynchronize(stream), "Mxfp4LinearCuda::prepare: weight upload");
+  out.view = Mxfp4Sm90Weights{op, N, K, out.codes.get(), out.meta.get(), out.passes.get()};
+}
+
+void Mxfp4LinearCuda::prepare(const uint8_t* codes, const uint8_t* scales, size_t N, size_t K,
+                              float input_scale, std::initializer_list<Mxfp4LinearMode> modes,
+                              cudaStream_t stream) {
+  if (N == 0 || K == 0 || K % kMxBlock != 0)
+    throw Error("Mxfp4LinearCuda::prepare: weight [" + std::to_string(N) + ", " + std::to_string(K) +
+                "]: K must be a positive multiple of 32");
+  if (!(input_scale >= 0.0f))
+    throw Error("Mxfp4LinearCuda::prepare: input_scale " + std::to_string(input_scale) +
+                " must be 0 (per-token scales) or positive");
+  N_ = N;
+  K_ = K;
+  input_scale_ = input_scale;
+  int device = 0, major = 0, minor = 0;
+  cuda_check(cudaGetDevice(&device), "Mxfp4LinearCuda::prepare: cudaGetDevice");
+  cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
+             "Mxfp4LinearCuda::prepare: compute capability");
+  cuda_check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device),
+             "Mxfp4LinearCuda::prepare: compute capability");
+  sm90_ = major == 9 && minor == 0;  // the wgmma kernels are built for sm_90a alone
+
+  // A second prepare() replaces the first: no layout of the old weight may survive it.
+  sm90_bf16_ = Sm90Buffers{};
+  sm90_e4m3_ = Sm90Buffers{};
+  bool want[3] = {false, false, false};
+  for (const Mxfp4LinearMode m : modes) want[index_of(m)] = true;
+
+  std::vector<uint8_t> codes_rp(mxfp4_gemv_code_bytes(N, K)), scales_rp(mxfp4_gemv_scale_bytes(N, K));
+  mxfp4_gemv_repack(codes, scales, N, K, codes_rp.data(), scales_rp.data());
+  gemv_codes_ = DeviceBuffer<uint8_t>(codes_rp.size());
+  gemv_scales_ = DeviceBuffer<uint8_t>(scales_rp.size());
+  gemv_codes_.upload(codes_rp.data(), codes_rp.size(), stream);
+  gemv_scales_.upload(scales_rp.data(), scales_rp.size(), stream);
+  cuda_check(cudaStreamSynchronize(stream), "Mxfp4LinearCuda::prepare: weight upload");
+
+  const bool bf16_operand = want[index_of(Mxfp4LinearMode::w4a16)] || want[index_of(Mxfp4LinearMode::w4a4)];
+  if (sm90_ && bf16_operand) upload_sm90(Sm90Operand::bf16, codes, scales, N, K, sm90_bf16_, stream);
+  if (sm90_ && want[index_of(Mxfp4LinearMode::w4a8)])
+    upload_sm90(Sm90Operand::e4m3, codes, scales, N, K, sm90_e4m3_, stream);
+  for (size_t i = 0; i < 3; ++i) prepared_[i] = want[i];
+}
+
+uint8_t* Mxfp4LinearCuda::workspace(size_t bytes) {
+  if (workspace_.bytes() < bytes) workspace_ = DeviceBuffer<uint8_t>(bytes);
+  return workspace_.get();
+}
+
+void Mxfp4LinearCuda::gemv(Mxfp4LinearMode mode, const bf16* x, size_t M, float* y,
+                           cudaStream_t stream) const {
+  cuda_check(mxfp4_gemv_w4a16_cuda(x, M, K_, gemv_codes_.get(), gemv_scales_.get(), N_, y,
+                                   ElemType::f32, stream),
+             where("mxfp4_gemv_w4a16_cuda", mode, M, N_, K_).c_str());
+}
+
+void Mxfp4LinearCuda::apply(Mxfp4LinearMode mode, const bf16* x, size_t M, float* y,
+                            cudaStream_t stream) {
+  if (!prepared_[index_of(mode)])
+    throw Error(std::string("Mxfp4LinearCuda::apply: mode ") + mxfp4_linear_mode_name(mode) +
+                " was not among prepare()'s modes");
+  if (M == 0) return;
+  const bool use_gemv = !sm90_ || M <= gemv_max_m(mode);
+  const size_t K = K_;
+  switch (mode) {
+    case Mxfp4LinearMode::w4a16:
+      if (use_gemv) {
+        gemv(mode, x, M, y, stream);
+      } else {
+        cuda_check(gemm_mxfp4_w4a16_sm90(x, M, K, sm90_bf16_.view, y, stream),
+                   where("gemm_mxfp4_w4a16_sm90", mode, M, N_, K).c_str());
+      }
+      break;
+    case Mxfp4LinearMode::w4a8:
+      if (use_gemv) {
+        bf16* xq = reinterpret_cast<bf16*>(workspace(2 * M * K));
+        cuda_check(act_fp8_fake_quantize_cuda(x, ElemType::bf16, M, K, input_scale_, xq, nullptr, stream),
+                   where("act_fp8_fake_quantize_cuda", mode, M, N_, K).c_str());
+        gemv(mode, xq, M, y, stream);
+      } else {
+        // Codes [M, K] then scales [M] (M·K is a multiple of 32: the scales stay 4-byte aligned).
+        uint8_t* codes = workspace(M * K + 4 * M);
+        float* scale = reinterpret_cast<float*>(codes + M * K);
+        cuda_check(act_fp8_quantize_cuda(x, ElemType::bf16, M, K, input_scale_, codes, scale, stream),
+                   where("act_fp8_quantize_cuda", mode, M, N_, K).c_str());
+        cuda_check(gemm_mxfp4_w4a8_sm90(codes, scale, M, K, sm90_e4m3_.view, y, stream),
+                   where("gemm_mxfp4_w4a8_sm90", mode, M, N_, K).c_str());
+      }
+      break;
+    case Mxfp4LinearMode::w4a4: {
+      bf16* xq = reinterpret_cast<bf16*>(workspace(2 * M * K));
+      cuda_check(act_mxfp4_fake_quantize_cuda(x, ElemType::bf16, M, K, xq, stream),
+                 where("act_mxfp4_fake_quantize_cuda", mode, M, N_, K).c_str());
+      if (use_gemv) {
+        gemv(mode, xq, M, y, stream);
+      } else {
+        cuda_check(gemm_mxfp4_w4a16_sm90(xq, M, K, sm90_bf16_.view, y, stream),
+                   where("gemm_mxfp4_w4a16_sm90", mode, M, N_, K).c_str());
+      }
+      break;
+    }
+  }
+}
+
+}  // namespace mxq

@@ -1,0 +1,110 @@
+// attention_head and silu_mul (SIMD, every target) against their references on random data:
+// awkward sizes (tails shorter than a vector), cache rows wider than a head, scores from small to
+// large (a peaked softmax), SiLU inputs whose exponential overflows.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "mxq/kernels/cpu/activation.h"
+#include "mxq/kernels/cpu/attention.h"
+#include "simd_targets.h"
+
+namespace mxq {
+namespace {
+
+// Bound on |out_simd − out_ref| per element, from the reference's own values (u = 2^-24):
+//   scores: an f32 dot product of hd terms (FMA lanes + a lane sum) is off by at most
+//     (hd + 2)·u·Σ_i|q_i k_ti| and the scale multiply adds u·|s_t|: call the largest, times scale,
+//     εs (an absolute error of the exponent);
+//   p_t = exp(s_t − max): relative error ≤ 2εs (s_t and the max) + u·|s_t − max| (the
+//     subtraction) + 2u (Highway's Exp is ≤ 1 ulp, the f32 rounding of the result);
+//   out = Σ p_t v_t / Σ p_t: the weights' relative error doubles through the normalization, and
+//     the two f32 sums of T terms and the final multiply add (2T + 4)·u relative to Σ w_t|v_t|.
+// So |Δout_i| ≤ (2·(2εs + u·D + 2u) + (2T + 4)·u) · Σ_t w_t |v_ti|, D = max_t |s_t − max|. The
+// test allows twice that; a wrong index, a lost tail or a missing max subtraction is off by O(1).
+double bound(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
+             size_t stride, size_t T, size_t hd, float scale, size_t i) {
+  const double u = std::ldexp(1.0, -24);
+  std::vector<double> s(T);
+  double eps = 0, mx = -INFINITY;
+  for (size_t t = 0; t < T; ++t) {
+    double dot = 0, mag = 0;
+    for (size_t j = 0; j < hd; ++j) {
+      dot += double(q[j]) * k[t * stride + j];
+      mag += std::fabs(double(q[j]) * k[t * stride + j]);
+    }
+    s[t] = dot * scale;
+    mx = std::max(mx, s[t]);
+    eps = std::max(eps, ((double(hd) + 2) * u * mag + u * std::fabs(dot)) * scale);
+  }
+  double sum = 0, d = 0;
+  for (size_t t = 0; t < T; ++t) {
+    d = std::max(d, mx - s[t]);
+    sum += std::exp(s[t] - mx);
+  }
+  double wv = 0;
+  for (size_t t = 0; t < T; ++t) wv += std::exp(s[t] - mx) / sum * std::fabs(v[t * stride + i]);
+  return 2.0 * ((2 * (2 * eps + u * d + 2 * u) + (2.0 * double(T) + 4) * u) * wv);
+}
+
+TEST(Attention, HeadMatchesReference) {
+  std::mt19937 rng(2024);
+  std::normal_distribution<float> g(0.f, 1.f);
+  for_each_simd_target([&](const std::string&) {
+    for (size_t hd : {2, 6, 24, 40, 64, 72, 128})
+      for (size_t T : {1, 3, 17, 64, 193})
+        for (float amp : {0.3f, 3.0f}) {  // q·k / √hd of O(0.1) and O(10): flat and peaked softmax
+          SCOPED_TRACE(testing::Message() << "hd " << hd << " T " << T << " amp " << amp);
+          const size_t stride = 3 * hd + 5;  // other heads' columns between rows
+          std::vector<float> q(hd), k(T * stride), v(T * stride);
+          for (float& x : q) x = amp * g(rng);
+          for (float& x : k) x = g(rng);
+          for (float& x : v) x = g(rng);
+          const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+          std::vector<float> out(hd), ref(hd), scratch(T);
+          attention_head(q.data(), k.data(), v.data(), stride, T, hd, scale, scratch.data(), out.data());
+          attention_head_ref(q.data(), k.data(), v.data(), stride, T, hd, scale, ref.data());
+          double largest = 0;
+          for (size_t i = 0; i < hd; ++i) {
+            ASSERT_LE(std::fabs(double(out[i]) - ref[i]), bound(q, k, v, stride, T, hd, scale, i))
+                << "i " << i << " out " << out[i] << " ref " << ref[i];
+            largest = std::max(largest, std::fabs(double(ref[i])));
+          }
+          EXPECT_GT(largest, 0.0);
+        }
+  });
+}
+
+// silu_mul against silu_mul_ref. The SIMD value is fl(fl(g / fl(1 + Exp(−g))) · up): Exp is
+// within 1 ulp (≤ 2u relative, u = 2^-24) and passes through 1 + e with at most that relative
+// weight, then one rounding each for the add, the division and the multiply: ≤ 5u relative, allowed
+// 6u·|ref|. Where e^−g overflows f32 (g < −88.7) both sides are a tiny or zero multiple of up,
+// hence the absolute floor of 1e-30.
+TEST(Activation, SiluMulMatchesReference) {
+  std::mt19937 rng(77);
+  std::normal_distribution<float> g(0.f, 3.f);
+  for_each_simd_target([&](const std::string&) {
+    for (size_t n : {1, 7, 17, 100, 1537}) {
+      SCOPED_TRACE(testing::Message() << "n " << n);
+      std::vector<float> gate(n), up(n), out(n), ref(n);
+      for (float& x : gate) x = g(rng);
+      for (float& x : up) x = g(rng);
+      gate[0] = -100.0f;  // e^100 overflows
+      if (n > 3) gate[3] = 95.0f;
+      silu_mul(gate.data(), up.data(), n, out.data());
+      silu_mul_ref(gate.data(), up.data(), n, ref.data());
+      for (size_t i = 0; i < n; ++i)
+        ASSERT_LE(std::fabs(double(out[i]) - ref[i]), 6 * std::ldexp(1.0, -24) * std::fabs(ref[i]) + 1e-30)
+            << "i " << i << " gate " << gate[i] << " out " << out[i] << " ref " << ref[i];
+      // In place (out = gate), as the model calls it.
+      std::vector<float> inplace = gate;
+      silu_mul(inplace.data(), up.data(), n, inplace.data());
+      EXPECT_EQ(inplace, out);
+    }
+  });
+}
+
+}  // namespace
+}  // namespace mxq
