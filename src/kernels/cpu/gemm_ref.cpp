@@ -8,15 +8,26 @@
 
 namespace mxq {
 
-float act_fp8_quantize_row(const float* x, size_t K, float static_scale, float* xq) {
+float act_fp8_codes_row(const float* x, size_t K, float static_scale, float* q) {
   float s = static_scale;
   if (!(s > 0.0f)) {
     float amax = 0.0f;
     for (size_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(x[k]));
     s = amax > 0.0f ? amax / 448.0f : 1.0f;
   }
-  for (size_t k = 0; k < K; ++k) xq[k] = e4m3_to_f32(e4m3_from_f32(x[k] / s)) * s;
+  for (size_t k = 0; k < K; ++k) q[k] = e4m3_to_f32(e4m3_from_f32(x[k] / s));
   return s;
+}
+
+float act_fp8_quantize_row(const float* x, size_t K, float static_scale, float* xq) {
+  const float s = act_fp8_codes_row(x, K, static_scale, xq);
+  for (size_t k = 0; k < K; ++k) xq[k] *= s;
+  return s;
+}
+
+void act_fp8_scale_outputs(const float* row_scales, size_t M, size_t N, float* y) {
+  for (size_t m = 0; m < M; ++m)
+    for (size_t n = 0; n < N; ++n) y[m * N + n] *= row_scales[m];
 }
 
 void act_mxfp4_quantize_row(const float* x, size_t K, float* xq) {
@@ -70,9 +81,10 @@ void gemm_mxfp4_ref(const float* x, size_t M, size_t K, const uint8_t* codes,
 
 void gemm_mxfp4_w4a8_ref(const float* x, size_t M, size_t K, const uint8_t* codes,
                          const uint8_t* scales, size_t N, float input_scale, float* y) {
-  std::vector<float> xq(M * K);
-  for (size_t m = 0; m < M; ++m) act_fp8_quantize_row(x + m * K, K, input_scale, xq.data() + m * K);
-  gemm_mxfp4_ref(xq.data(), M, K, codes, scales, N, y);
+  std::vector<float> q(M * K), s(M);
+  for (size_t m = 0; m < M; ++m) s[m] = act_fp8_codes_row(x + m * K, K, input_scale, q.data() + m * K);
+  gemm_mxfp4_ref(q.data(), M, K, codes, scales, N, y);
+  act_fp8_scale_outputs(s.data(), M, N, y);
 }
 
 void gemm_mxfp4_w4a4_ref(const float* x, size_t M, size_t K, const uint8_t* codes,

@@ -31,8 +31,12 @@ namespace mxq {
 // FP8 E4M3 of one row of K activations, RNE, saturating at ±448:
 //   static_scale > 0: q = e4m3(x / static_scale), x̂ = q · static_scale (a checkpoint's input_scale);
 //   static_scale = 0: per-token dynamic, s = fl32(amax(row) / 448) (1 for an all-zero row).
-// Returns the scale used.
+// act_fp8_codes_row writes the E4M3 values q themselves (as f32; every one is also exact in BF16)
+// and returns s; act_fp8_quantize_row writes x̂ = fl32(q · s) and returns s.
+float act_fp8_codes_row(const float* x, size_t K, float static_scale, float* q);
 float act_fp8_quantize_row(const float* x, size_t K, float static_scale, float* xq);
+// W4A8's epilogue: y[m, :] *= row_scales[m] for the M × N outputs.
+void act_fp8_scale_outputs(const float* row_scales, size_t M, size_t N, float* y);
 
 // MXFP4 of one row of K activations (K a multiple of 32), per 32-block, as ModelOpt's W4A4
 // run-time quantizer does: the ceil scale rule, ties to even. x̂ = E2M1 × 2^(E8M0 − 127).
@@ -50,7 +54,9 @@ void gemm_bf16_ref(const float* x, size_t M, size_t K, const bf16* w, size_t N, 
 // W4A16: MXFP4 weights × the activations through act_bf16_round_row.
 void gemm_mxfp4_ref(const float* x, size_t M, size_t K, const uint8_t* codes,
                     const uint8_t* scales, size_t N, float* y);
-// W4A8: the activations through act_fp8_quantize_row (input_scale as there), then gemm_mxfp4_ref.
+// W4A8: each row's E4M3 values q through act_fp8_codes_row (input_scale as there), then
+// y[m, n] = fl32(s_m · gemm_mxfp4_ref(q)[m, n]): the scale applied once per output, as a W4A8
+// kernel's epilogue does (q is exact in BF16, so W4A16's rounding leaves it unchanged).
 void gemm_mxfp4_w4a8_ref(const float* x, size_t M, size_t K, const uint8_t* codes,
                          const uint8_t* scales, size_t N, float input_scale, float* y);
 // W4A4: the activations through act_mxfp4_quantize_row, then gemm_mxfp4_ref.
