@@ -231,7 +231,7 @@ void act_quant_table(bench::Timer& timer, double copy_gbs) {
   std::printf("\n%-18s %6s %6s %9s %8s %7s\n", "act quant (bf16)", "M", "K", "us", "GB/s", "%copy");
   const int K = 4096;
   for (const int M : {1, 16, 8192}) {
-    bf16 *x = nullptr, *xq = nullptr;  // xq: the fake-quantized activations
+    bf16 *x = nullptr, *xq = nullptr;  // xq: the bf16 operands of the exact W4A8 / W4A4 routes
     uint8_t *codes = nullptr, *scales = nullptr;
     CUDA_CHECK(cudaMalloc(&x, size_t{2} * M * K));
     CUDA_CHECK(cudaMalloc(&codes, size_t{1} * M * K));
@@ -244,22 +244,22 @@ void act_quant_table(bench::Timer& timer, double copy_gbs) {
     const double mx_us = timer.median_us([&](int) {
       CUDA_CHECK(act_mxfp4_quantize_cuda(x, ElemType::bf16, M, K, codes, scales, nullptr));
     });
-    const double fp8_fake_us = timer.median_us([&](int) {
-      CUDA_CHECK(act_fp8_fake_quantize_cuda(x, ElemType::bf16, M, K, 0.0f, xq, nullptr, nullptr));
+    const double fp8_values_us = timer.median_us([&](int) {
+      CUDA_CHECK(act_fp8_values_bf16_cuda(x, ElemType::bf16, M, K, 0.0f, xq, nullptr, nullptr));
     });
-    const double mx_fake_us = timer.median_us([&](int) {
+    const double mx_values_us = timer.median_us([&](int) {
       CUDA_CHECK(act_mxfp4_fake_quantize_cuda(x, ElemType::bf16, M, K, xq, nullptr));
     });
     const double fp8_bytes = 3.0 * M * K + 4.0 * M, mx_bytes = 2.0 * M * K + M * K / 2.0 + M * K / 32.0;
-    const double fake_bytes = 4.0 * M * K;
+    const double bf16_out_bytes = 4.0 * M * K;
     auto row = [&](const char* name, double us, double bytes) {
       std::printf("%-18s %6d %6d %9.2f %8.0f %6.1f%%\n", name, M, K, us, bytes / us * 1e-3,
                   100.0 * bytes / us * 1e-3 / copy_gbs);
     };
     row("fp8 per token", fp8_us, fp8_bytes);
     row("mxfp4 per 32", mx_us, mx_bytes);
-    row("fp8 -> bf16", fp8_fake_us, fake_bytes);
-    row("mxfp4 -> bf16", mx_fake_us, fake_bytes);
+    row("fp8 -> bf16", fp8_values_us, bf16_out_bytes);
+    row("mxfp4 -> bf16", mx_values_us, bf16_out_bytes);
     CUDA_CHECK(cudaFree(x));
     CUDA_CHECK(cudaFree(codes));
     CUDA_CHECK(cudaFree(xq));

@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
 
     const auto row = [&](const char* kernel, double t_us, double bytes, const std::string& ratio) {
       const double gbs = bytes / t_us / 1e3;
-      fmt::print("| {} | {} | {:.0f} | {:.2f} | {:.0f}% | {:.0f}% | {} |\n", kernel, threads, t_us,
+      fmt::print("| {} | {} | {:.1f} | {:.2f} | {:.0f}% | {:.0f}% | {} |\n", kernel, threads, t_us,
                  gbs, 100.0 * gbs / read_gbs, 100.0 * gbs / copy_gbs, ratio);
     };
     row("read (sum)", read_us, buf_bytes, "-");

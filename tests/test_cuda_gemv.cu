@@ -254,17 +254,18 @@ TEST(CudaActQuant, Fp8MatchesReferenceBitForBit) {
                      (xt == ElemType::bf16 ? " bf16" : " f32") + " static " + std::to_string(static_scale));
         std::vector<float> x = make_activations(M, K, rng);
         const auto x_dev = activations_on_device(x, xt);
-        GuardedOutput codes(M * K), scale(M * 4), fake(M * K * 2);
+        GuardedOutput codes(M * K), scale(M * 4), values(M * K * 2);
         cuda_check(act_fp8_quantize_cuda(x_dev.get(), xt, M, K, static_scale,
                                          static_cast<uint8_t*>(codes.get()),
                                          static_cast<float*>(scale.get()), nullptr),
                    "act_fp8_quantize_cuda");
-        // The fake-quantizing variant (W4A8 through the W4A16 GEMV), without its optional scales.
-        cuda_check(act_fp8_fake_quantize_cuda(x_dev.get(), xt, M, K, static_scale,
-                                              static_cast<bf16*>(fake.get()), nullptr, nullptr),
-                   "act_fp8_fake_quantize_cuda");
+        // The variant writing each code's value as a bf16 (W4A8 through the W4A16 GEMV), without
+        // its optional scales.
+        cuda_check(act_fp8_values_bf16_cuda(x_dev.get(), xt, M, K, static_scale,
+                                            static_cast<bf16*>(values.get()), nullptr, nullptr),
+                   "act_fp8_values_bf16_cuda");
         const std::vector<uint8_t> got_codes = codes.download(), got_scale_bytes = scale.download();
-        const std::vector<uint8_t> got_fake = fake.download();
+        const std::vector<uint8_t> got_values = values.download();
         std::vector<float> xq(K);
         size_t bad = 0;
         for (size_t m = 0; m < M && bad < 5; ++m) {
@@ -275,15 +276,16 @@ TEST(CudaActQuant, Fp8MatchesReferenceBitForBit) {
           for (size_t k = 0; k < K && bad < 5; ++k) {
             const uint8_t want = e4m3_from_f32(x[m * K + k] / s);
             const uint8_t got = got_codes[m * K + k];
-            // x̂ as gemm_mxfp4_ref consumes it: the reference's value rounded to bf16.
-            bf16 got_x;
-            std::memcpy(&got_x, got_fake.data() + 2 * (m * K + k), 2);
+            // The code's value as a bf16 (exact), as act_fp8_codes_row writes it.
+            bf16 got_q;
+            std::memcpy(&got_q, got_values.data() + 2 * (m * K + k), 2);
+            const bf16 want_q = bf16_from_f32(e4m3_to_f32(want));
             if (got != want || f32_bits(e4m3_to_f32(got) * s) != f32_bits(xq[k]) ||
-                got_x.bits != bf16_from_f32(xq[k]).bits) {
+                got_q.bits != want_q.bits) {
               ++bad;
               ADD_FAILURE() << "row " << m << " k " << k << ": code 0x" << std::hex << int{got}
-                            << ", want 0x" << int{want} << "; bf16 0x" << got_x.bits << ", want 0x"
-                            << bf16_from_f32(xq[k]).bits << std::dec << " (x " << x[m * K + k] << ")";
+                            << ", want 0x" << int{want} << "; bf16 0x" << got_q.bits << ", want 0x"
+                            << want_q.bits << std::dec << " (x " << x[m * K + k] << ")";
             }
           }
         }

@@ -110,8 +110,8 @@ TEST(CudaActFakeQuant, RejectsBadArguments) {
             cudaErrorInvalidValue);  // K not a multiple of 32
   EXPECT_EQ(act_mxfp4_fake_quantize_cuda(x.get() + 1, ElemType::bf16, 1, 64, xq.get(), nullptr),
             cudaErrorInvalidValue);  // x not 16-byte aligned
-  EXPECT_EQ(act_fp8_fake_quantize_cuda(x.get(), ElemType::bf16, 1, 64, 0.0f, xq.get() + 1, nullptr, nullptr),
-            cudaErrorInvalidValue);  // xq not 16-byte aligned
+  EXPECT_EQ(act_fp8_values_bf16_cuda(x.get(), ElemType::bf16, 1, 64, 0.0f, xq.get() + 1, nullptr, nullptr),
+            cudaErrorInvalidValue);  // q not 16-byte aligned
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -216,22 +216,23 @@ std::vector<float> run_linear(Mxfp4LinearCuda& layer, Mxfp4LinearMode mode, Path
 }
 
 // Derived limit, as a fraction of Σ|x̂||w|, of a path's distance from the reference (exact products
-// and sum, one rounding to f32):
-//   BF16 operands (W4A16; W4A8 and W4A4 through the GEMV; W4A4 through the BF16 GEMM): x̂ and the
-//     weights are exact bf16 and their products exact in f32, so only the K f32 additions err,
-//     each by at most 2^-23 of a partial sum no larger than Σ|x̂||w| (2^-23, not 2^-24, in case the
-//     tensor cores truncate), and the reference's own rounding: (K + 1) · 2^-23.
-//   W4A8 through the FP8 GEMM: e4m3 codes × widened weights, scaled in the epilogue, so the GEMM
-//     skips the reference's bf16 rounding of each x̂ = fl32(e4m3 · s): 2^-8 (and 2^-24 for that
-//     fl32); the tensor core sums each 128-wide K-tile in an accumulator of at least 13 fraction
-//     bits that may truncate: 127 · 2^-13; then one f32 fma per K-tile and the epilogue's scale
-//     and the reference's rounding: (KT + 3) · 2^-24 (tests/test_cuda_gemm_wgmma.cu derives the same).
+// and sum, one rounding to f32; W4A8: y = fl32(s · fl32(Σ q·w)), x̂ = q·s):
+//   BF16 operands (W4A16; W4A4 through either kernel; W4A8's q through the GEMV): the operands are
+//     exact bf16 and their products exact in f32, so only the K f32 additions err, each by at most
+//     2^-23 of a partial sum no larger than Σ|x̂||w| (2^-23, not 2^-24, in case the tensor cores
+//     truncate), and the reference's own rounding: (K + 1) · 2^-23. W4A8 adds the scale's product in
+//     both (GEMV epilogue and reference): 2 · 2^-24.
+//   W4A8 through the FP8 GEMM: e4m3 codes × widened weights, scaled in the epilogue; the tensor core
+//     sums each 128-wide K-tile in an accumulator of at least 13 fraction bits that may truncate:
+//     127 · 2^-13; then one f32 fma per K-tile, the epilogue's scale, and the reference's two
+//     roundings: (KT + 3) · 2^-24 (tests/test_cuda_gemm_wgmma.cu derives the same).
 double tolerance_fraction(Mxfp4LinearMode mode, bool fp8_gemm) {
-  if (mode == Mxfp4LinearMode::w4a8 && fp8_gemm) {
+  const bool w4a8 = mode == Mxfp4LinearMode::w4a8;
+  if (w4a8 && fp8_gemm) {
     const double kt = static_cast<double>((kK + 127) / 128);
-    return 0x1p-8 + 127.0 * 0x1p-13 + (kt + 3.0) * 0x1p-24;
+    return 127.0 * 0x1p-13 + (kt + 3.0) * 0x1p-24;
   }
-  return (static_cast<double>(kK) + 1.0) * 0x1p-23;
+  return (static_cast<double>(kK) + 1.0) * 0x1p-23 + (w4a8 ? 2.0 * 0x1p-24 : 0.0);
 }
 
 // Each mode at every M through each path; integer data must match bit for bit.
@@ -288,13 +289,14 @@ TEST(CudaMxfp4Linear, EveryModeMatchesReferencePerTokenScales) { check_every_mod
 TEST(CudaMxfp4Linear, EveryModeMatchesReferenceStaticInputScale) { check_every_mode(false, 0.0123f); }
 
 // Exactness, per path, with x in {0, ±0.875, ±1.75} (a 1.75 in every row) and integer weights up
-// to 24: W4A8's per-token scale is fl32(1.75 / 448) = 2^-8 and every x / 2^-8 (224 or 448) is an
-// E4M3 value, so x̂ = x; W4A4's blocks get scales 2^-1 or 2^-2, so x̂ is a multiple of 1/8 up to 2.
-// Every product is then a multiple of 1/8 and |y| <= 1056 · 2 · 24 < 2^16, so every partial sum is
-// exact in f32 (21 bits); in the FP8 GEMM the codes (224, 448) times the widened weights
-// (E2M1 · 2^(6 + d), d in {0, -1}) are multiples of 224 · 16 and a K-tile's sum stays below
-// 128 · 448 · 384 = 6144 such units, exact in the 13 fraction bits assumed above. Both paths then
-// equal the reference bit for bit.
+// to 24: W4A16's products are multiples of 1/8; W4A4's blocks get scales 2^-1 or 2^-2, so x̂ is a
+// multiple of 1/8 up to 2; |y| <= 1056 · 2 · 24 < 2^16, so every partial sum is exact in f32 (19
+// bits). W4A8's per-token scale is fl32(1.75 / 448) = 2^-8 and every x / 2^-8 is an E4M3 value
+// (224 or 448), so Σ q·w is an integer below 1056 · 448 · 24 < 2^24, exact in f32, and the scale
+// 2^-8 is exact; in the FP8 GEMM the codes times the widened weights (E2M1 · 2^(6 + d), d in
+// {0, -1}) are multiples of 224 · 16 and a K-tile's sum stays below 128 · 448 · 384 = 6144 such
+// units, exact in the 13 fraction bits assumed above. Every path then equals the reference bit for
+// bit.
 TEST(CudaMxfp4Linear, IntegerInputsAreBitExact) { check_every_mode(true, 0.0f); }
 TEST(CudaMxfp4Linear, IntegerInputsAreBitExactStaticInputScale) { check_every_mode(true, 0x1p-8f); }
 

@@ -224,6 +224,36 @@ TEST(Gemm, Mxfp4EdgeScalesAndActivations) {
   });
 }
 
+// The AVX-512 BF16 kernel's row bookkeeping at a SmolLM2-like K = 576 (4.5 steps of 128): rows
+// go in blocks of 113 (2048 f32 scales, gemm.cpp), within a block 4 at a time for M = 1 with the
+// rest one by one, and a row's last step reads 2 scales past it (the next row's, or the block's
+// zero padding). N = 233 = 2 · 113 + 7 leaves a short block whose 7 rows are one group of 4 and 3
+// single rows; the rows taking the per-element path (a NaN scale, a scale too small for the
+// prescale) sit in a group of 4, next to a block boundary (112, 113) and last (232).
+TEST(Gemm, Mxfp4RowBlocksAndGroups) {
+  std::mt19937 rng(232);
+  const size_t N = 233, K = 576;
+  ThreadPool pool(2);
+  for_each_simd_target([&](const std::string&) {
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool})
+      for (size_t M : {size_t{1}, size_t{5}})
+        for (bool bad_rows : {false, true}) {
+          SCOPED_TRACE(testing::Message() << "M " << M << " pool " << (p != nullptr) << " bad rows " << bad_rows);
+          const auto x = randn(M * K, rng);
+          Mxfp4Weights w = random_mxfp4(N, K, rng);
+          if (bad_rows) {
+            for (size_t n : {size_t{5}, size_t{112}, size_t{232}}) w.scales[n * (K / kMxBlock) + 17] = kE8M0Nan;
+            w.scales[113 * (K / kMxBlock)] = kE8M0Bias - 120;
+            mxfp4_dequantize_row_ref(w.codes.data(), w.scales.data(), N * K, w.dense.data());
+          }
+          std::vector<float> y(M * N), ref(M * N);
+          gemm_mxfp4(x.data(), M, K, w.codes.data(), w.scales.data(), N, y.data(), p);
+          gemm_mxfp4_ref(x.data(), M, K, w.codes.data(), w.scales.data(), N, ref.data());
+          expect_close(y, ref, bf16_rounded(x), w.dense, M, N, K);
+        }
+  });
+}
+
 // Integer-valued inputs (tier 1): x in {-3..3}, weights with scale 2^0 are small integers / 2, so
 // every partial sum is exact in f32 and the SIMD GEMV equals the reference bit for bit.
 TEST(Gemm, Mxfp4ExactOnIntegerData) {

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include <hwy/base.h>  // HWY_ARCH_X86
@@ -33,7 +34,8 @@ inline float mx_half_scale(uint8_t e) {
 }
 
 // Runs fn(n0, n1) over the N output rows, chunks of about 32K multiply-adds each: far above the
-// few microseconds a pool wake-up costs.
+// few microseconds a pool wake-up costs. The pool gets a std::function of a one-pointer lambda,
+// which std::function stores inline: no heap allocation per call, whatever fn captures.
 template <class Fn>
 void for_rows(size_t N, size_t work_per_row, ThreadPool* pool, Fn&& fn) {
   const size_t grain = std::max<size_t>(1, (size_t{1} << 15) / std::max<size_t>(work_per_row, 1));
@@ -41,7 +43,7 @@ void for_rows(size_t N, size_t work_per_row, ThreadPool* pool, Fn&& fn) {
     fn(size_t{0}, N);
     return;
   }
-  pool->parallel_for(N, grain, fn);
+  pool->parallel_for(N, grain, [&fn](size_t n0, size_t n1) { fn(n0, n1); });
 }
 
 #if HWY_ARCH_X86
@@ -219,7 +221,7 @@ void MxRowGeneric(const float* x, size_t M, size_t K, const uint8_t* codes, cons
 constexpr size_t kGemvPrefetch = 2048;  // bytes ahead of the code bytes, into L1
 
 // The activations of the kernel, M rows: x' = x̂ · 2^t as BF16, one t for all rows, chosen so
-// max|x'| lies in [2^64, 2^65), in the order the weights come out of a step (GemvRowBf16): word m
+// max|x'| lies in [2^64, 2^65), in the order the weights come out of a step (GemvRowsBf16): word m
 // of vector j of step i of a row holds element 128i + 4m + j. Zero past K, to whole steps.
 //
 // Why the prescale: vdpbf16ps treats subnormal inputs as zero and flushes subnormal results. With
@@ -229,15 +231,16 @@ constexpr size_t kGemvPrefetch = 2048;  // bytes ahead of the code bytes, into L
 // overflow. ok = false when x̂ has a non-finite value or a nonzero |x̂| below 2^-182·max|x̂| (a
 // dynamic range that no single t fits): the caller then takes the per-element path.
 struct GemvActivations {
-  std::vector<uint16_t> words;  // row m at m · stride
+  const uint16_t* words = nullptr;  // row m at m · stride
   size_t stride = 0;
   int t = 0;
   bool ok = false;
 };
 
 // xr: M × K activations already rounded to BF16 (so x' = xr·2^t is exact whenever it is normal,
-// and its BF16 bits are the top half of its f32 bits). K is a multiple of 32.
-GemvActivations PrepareGemvX(const float* xr, size_t M, size_t K) {
+// and its BF16 bits are the top half of its f32 bits). K is a multiple of 32. The words go to
+// `storage`, the caller's scratch (resized here; a decode step's calls reuse its capacity).
+GemvActivations PrepareGemvX(const float* xr, size_t M, size_t K, std::vector<uint16_t>& storage) {
   constexpr int kTopExp = 64;
   GemvActivations a;
   __m512 vmax = _mm512_setzero_ps();
@@ -255,7 +258,8 @@ GemvActivations PrepareGemvX(const float* xr, size_t M, size_t K) {
   const __m512 s1 = _mm512_set1_ps(pow2f(a.t / 2)), s2 = _mm512_set1_ps(pow2f(a.t - a.t / 2));
   const size_t steps = (K + kStep - 1) / kStep;
   a.stride = steps * kStep;
-  a.words.resize(M * a.stride);
+  storage.resize(M * a.stride);
+  a.words = storage.data();
   // Word 2q + 1 of the 64 (two operands of 16 f32): the top half of f32 q.
   const __m512i top_halves = _mm512_set_epi16(
       63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
@@ -276,7 +280,7 @@ GemvActivations PrepareGemvX(const float* xr, size_t M, size_t K) {
         tiny |= _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_OQ),
                                         _mm512_abs_ps(half[h]), _mm512_set1_ps(0x1p-118f), _CMP_LT_OQ);
       }
-      _mm512_storeu_si512(a.words.data() + m * a.stride + i * kStep + 32 * j,
+      _mm512_storeu_si512(storage.data() + m * a.stride + i * kStep + 32 * j,
                           _mm512_permutex2var_epi16(_mm512_castps_si512(half[0]), top_halves,
                                                     _mm512_castps_si512(half[1])));
     }
@@ -284,38 +288,57 @@ GemvActivations PrepareGemvX(const float* xr, size_t M, size_t K) {
   return a;
 }
 
-// The scales of one row as f32 2^(e − 127 − t) for `nb` blocks (nb a multiple of 16, e readable
-// that far); false if any of the first `valid` is NaN or would not be a normal f32.
-HWY_INLINE bool ScalesToF32(const uint8_t* e, size_t nb, size_t valid, int t, float* out) {
-  bool ok = true;
-  for (size_t b = 0; b < nb; b += 16) {
-    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(e + b)));
+// E8M0 scales e[0 .. count) (the rows of a block, back to back) as f32 2^(e − 127 − t), then 4
+// zeros: a row's last step reads up to 3 scales past its own (the next row's, or these), which
+// multiply partial dots that are exactly 0 and so must only be finite. A scale that is NaN or
+// whose 2^(e − 127 − t) is not a normal f32 is written as 0 (a valid one never is), and the
+// result is false: the caller finds those rows by their zeros. out: count + 16 floats.
+HWY_INLINE bool ScalesToF32(const uint8_t* e, size_t count, int t, float* out) {
+  __mmask16 any_bad = 0;
+  for (size_t b = 0; b < count; b += 16) {
+    const __mmask16 live = count - b >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (count - b)) - 1u);
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(live, e + b));
     const __m512i field = _mm512_sub_epi32(v, _mm512_set1_epi32(t));
-    const __mmask16 live = valid >= b + 16 ? __mmask16(0xFFFF)
-                                           : __mmask16((1u << (valid - b)) - 1u);
     const __mmask16 bad = _mm512_mask_cmplt_epi32_mask(live, field, _mm512_set1_epi32(1)) |
                           _mm512_mask_cmpgt_epi32_mask(live, field, _mm512_set1_epi32(254)) |
                           _mm512_mask_cmpeq_epi32_mask(live, v, _mm512_set1_epi32(kE8M0Nan));
-    ok = ok && bad == 0;
-    // Lanes past `valid` are 0 (finite: the tail step multiplies them by zero partial dots).
-    _mm512_storeu_ps(out + b, _mm512_maskz_mov_ps(live, _mm512_castsi512_ps(_mm512_slli_epi32(field, 23))));
+    any_bad |= bad;
+    _mm512_storeu_ps(out + b, _mm512_maskz_mov_ps(live & ~bad, _mm512_castsi512_ps(_mm512_slli_epi32(field, 23))));
   }
-  return ok;
+  _mm_storeu_ps(out + count, _mm_setzero_ps());
+  return any_bad == 0;
 }
 
-// One weight row against MR activation rows: y[m · y_stride] = Σ over steps of (the step's
-// partial dots with x'_m) · (its block scales). sc holds 4·ceil(K/128) finite floats; x'_m is at
-// xw + m · xw_stride (128·ceil(K/128) BF16 words). The weights are decoded once per step for all
-// MR rows.
+// {Σ a[0], Σ a[1], Σ a[2], Σ a[3]} over the 16 lanes of each: two rounds of unpack + add leave
+// the four sums' partials side by side in every 128-bit lane, then the lanes are added — one
+// shared tree instead of four _mm512_reduce_add_ps.
+HWY_INLINE __m128 SumLanes4(const __m512 (&a)[4]) {
+  const __m512 s01 = _mm512_add_ps(_mm512_unpacklo_ps(a[0], a[1]), _mm512_unpackhi_ps(a[0], a[1]));
+  const __m512 s23 = _mm512_add_ps(_mm512_unpacklo_ps(a[2], a[3]), _mm512_unpackhi_ps(a[2], a[3]));
+  const __m512d d01 = _mm512_castps_pd(s01), d23 = _mm512_castps_pd(s23);
+  const __m512 s = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d01, d23)),
+                                 _mm512_castpd_ps(_mm512_unpackhi_pd(d01, d23)));
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+// NR weight rows (back to back from `codes`) against MR activation rows: y[m · y_stride + r] =
+// Σ over steps of (the step's partial dots of row r with x'_m) · (its block scales). Row r's
+// scales are sc[r · K/32 ...] as ScalesToF32 wrote them (finite, and readable 3 past the row);
+// x'_m is at xw + m · xw_stride (128·ceil(K/128) BF16 words). Each weight step is decoded once for
+// all MR activation rows; NR rows at once give the core independent chains to overlap and share
+// the final reduction (SumLanes4). MR = 4 (M > 1) or NR = 4 (M = 1) keep the decoded weights,
+// partial sums and accumulators in registers.
 //
 // Nibbles 0 and 1 of each word come from the 64 code bytes w (bits 0-3, and bits 4-7 after a
 // shift); nibbles 2 and 3 from the same bytes loaded one byte later (w1: word m's low byte is byte
 // 2m+1), which saves a shift per step. The row's last step loads both masked to the row's bytes
 // (so no load reads past the row; masked bytes decode to +0).
-template <size_t MR>
-__attribute__((target(HWY_TARGET_STR ",avx512bf16"))) void GemvRowBf16(
+template <size_t MR, size_t NR>
+__attribute__((target(HWY_TARGET_STR ",avx512bf16"))) void GemvRowsBf16(
     const uint8_t* codes, size_t K, const float* sc, const uint16_t* xw, size_t xw_stride,
     float* y, size_t y_stride) {
+  static_assert(NR == 1 || NR == 4, "SumLanes4 reduces 4 rows");
   alignas(64) static constexpr uint16_t kE2m1Bf16[32] = {
       0x0000, 0x3F00, 0x3F80, 0x3FC0, 0x4000, 0x4040, 0x4080, 0x40C0,
       0x8000, 0xBF00, 0xBF80, 0xBFC0, 0xC000, 0xC040, 0xC080, 0xC0C0,
@@ -323,64 +346,84 @@ __attribute__((target(HWY_TARGET_STR ",avx512bf16"))) void GemvRowBf16(
       0x8000, 0xBF00, 0xBF80, 0xBFC0, 0xC000, 0xC040, 0xC080, 0xC0C0};
   const __m512i table = _mm512_load_si512(kE2m1Bf16);
   const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-  __m512 acc[MR];
-  for (size_t m = 0; m < MR; ++m) acc[m] = _mm512_setzero_ps();
-  const auto step = [&](__m512i w, __m512i w1, size_t i) {
+  const size_t row_bytes = K / 2, row_scales = K / kMxBlock;
+  __m512 acc[MR][NR];
+  for (size_t m = 0; m < MR; ++m)
+    for (size_t r = 0; r < NR; ++r) acc[m][r] = _mm512_setzero_ps();
+  const auto step = [&](size_t r, __m512i w, __m512i w1, size_t i) {
     const __m512i wv[4] = {
         _mm512_permutexvar_epi16(w, table), _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 4), table),
         _mm512_permutexvar_epi16(w1, table), _mm512_permutexvar_epi16(_mm512_srli_epi16(w1, 4), table)};
-    const __m512 s = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(sc + 4 * i)));
+    const __m512 s = _mm512_permutexvar_ps(
+        spread, _mm512_castps128_ps512(_mm_loadu_ps(sc + r * row_scales + 4 * i)));
     for (size_t m = 0; m < MR; ++m) {
       const uint16_t* x = xw + m * xw_stride + i * kStep;
       __m512 p = _mm512_setzero_ps();
       for (size_t j = 0; j < 4; ++j)
         p = _mm512_dpbf16_ps(p, (__m512bh)wv[j], (__m512bh)_mm512_loadu_si512(x + 32 * j));
-      acc[m] = _mm512_fmadd_ps(p, s, acc[m]);
+      acc[m][r] = _mm512_fmadd_ps(p, s, acc[m][r]);
     }
   };
-  const size_t row_bytes = K / 2, last = (row_bytes - 1) / (kStep / 2);
-  for (size_t i = 0; i < last; ++i) {
-    const uint8_t* c = codes + i * (kStep / 2);
-    _mm_prefetch(reinterpret_cast<const char*>(c) + kGemvPrefetch, _MM_HINT_T0);
-    step(_mm512_loadu_si512(c), _mm512_loadu_si512(c + 1), i);
-  }
-  const uint8_t* c = codes + last * (kStep / 2);
+  const size_t last = (row_bytes - 1) / (kStep / 2);
+  for (size_t i = 0; i < last; ++i)
+    for (size_t r = 0; r < NR; ++r) {
+      const uint8_t* c = codes + r * row_bytes + i * (kStep / 2);
+      _mm_prefetch(reinterpret_cast<const char*>(c) + kGemvPrefetch, _MM_HINT_T0);
+      step(r, _mm512_loadu_si512(c), _mm512_loadu_si512(c + 1), i);
+    }
   const size_t n = row_bytes - last * (kStep / 2);  // 16 .. 64 bytes
   const __mmask64 all = ~__mmask64{0};
-  step(_mm512_maskz_loadu_epi8(all >> (64 - n), c), _mm512_maskz_loadu_epi8(all >> (65 - n), c + 1), last);
-  for (size_t m = 0; m < MR; ++m) y[m * y_stride] = _mm512_reduce_add_ps(acc[m]);
+  for (size_t r = 0; r < NR; ++r) {
+    const uint8_t* c = codes + r * row_bytes + last * (kStep / 2);
+    step(r, _mm512_maskz_loadu_epi8(all >> (64 - n), c), _mm512_maskz_loadu_epi8(all >> (65 - n), c + 1), last);
+  }
+  for (size_t m = 0; m < MR; ++m) {
+    if constexpr (NR == 4) _mm_storeu_ps(y + m * y_stride, SumLanes4(acc[m]));
+    else y[m * y_stride] = _mm512_reduce_add_ps(acc[m][0]);
+  }
 }
 
 // xr: the M × K activations rounded to BF16 (act_bf16_round_row). False (nothing written) if x'
 // cannot be formed exactly (PrepareGemvX): the caller takes the per-element path.
 bool GemmMxfp4Bf16(const float* xr, size_t M, size_t K, const uint8_t* codes,
                    const uint8_t* scales, size_t N, float* y, ThreadPool* pool) {
-  // Activation rows per kernel call (M > 1): the weight decode is shared by 4 rows, 4 · 2
-  // accumulators and partial sums plus the 4 decoded weights stay in registers.
-  constexpr size_t kRowsPerCall = 4;
-  const GemvActivations xa = PrepareGemvX(xr, M, K);
+  constexpr size_t kActRowsPerCall = 4, kWeightRowsPerCall = 4;  // GemvRowsBf16's MR, NR
+  // Rows are taken in blocks whose f32 scales (≤ 8 KB) are converted in one pass and stay in L1.
+  constexpr size_t kBlockScales = 2048;
+  thread_local std::vector<uint16_t> x_words;
+  const GemvActivations xa = PrepareGemvX(xr, M, K, x_words);
   if (!xa.ok) return false;
   const size_t row_bytes = K / 2, row_scales = K / kMxBlock;
-  const size_t sc_stride = (row_scales + 15) / 16 * 16;
+  const size_t block_rows = std::max<size_t>(kWeightRowsPerCall, kBlockScales / row_scales);
   for_rows(N, M * K, pool, [&](size_t n0, size_t n1) {
-    std::vector<float> sc(sc_stride), row;
-    std::vector<uint8_t> e(sc_stride);  // zero past row_scales: finite padding scales
-    for (size_t n = n0; n < n1; ++n) {
-      const uint8_t* src = scales + n * row_scales;
-      if (row_scales % 16 != 0) {
-        std::copy_n(src, row_scales, e.begin());
-        src = e.data();
+    thread_local std::vector<float> sc;  // this thread's: no allocation per call or chunk
+    sc.resize(block_rows * row_scales + 16);
+    std::vector<float> row;  // MxRowGeneric's, allocated only if a row takes it
+    for (size_t b0 = n0; b0 < n1; b0 += block_rows) {
+      const size_t rows = std::min(block_rows, n1 - b0);
+      const bool all_fit = ScalesToF32(scales + b0 * row_scales, rows * row_scales, xa.t, sc.data());
+      const auto run = [&](auto mr, auto nr, size_t r, size_t m) {
+        GemvRowsBf16<decltype(mr)::value, decltype(nr)::value>(
+            codes + (b0 + r) * row_bytes, K, sc.data() + r * row_scales,
+            xa.words + m * xa.stride, xa.stride, y + m * N + b0 + r, N);
+      };
+      size_t r = 0;
+      if (M == 1)
+        for (; r + kWeightRowsPerCall <= rows; r += kWeightRowsPerCall)
+          run(std::integral_constant<size_t, 1>{}, std::integral_constant<size_t, kWeightRowsPerCall>{}, r, 0);
+      for (; r < rows; ++r) {
+        size_t m = 0;
+        for (; m + kActRowsPerCall <= M; m += kActRowsPerCall)
+          run(std::integral_constant<size_t, kActRowsPerCall>{}, std::integral_constant<size_t, 1>{}, r, m);
+        for (; m < M; ++m) run(std::integral_constant<size_t, 1>{}, std::integral_constant<size_t, 1>{}, r, m);
       }
-      const uint8_t* c = codes + n * row_bytes;
-      if (!ScalesToF32(src, sc_stride, row_scales, xa.t, sc.data())) {
-        MxRowGeneric(xr, M, K, codes, scales, N, n, y, row);
-        continue;
+      if (all_fit) continue;
+      // The rows with a scale ScalesToF32 zeroed (their kernel results are finite garbage).
+      for (r = 0; r < rows; ++r) {
+        const float* s = sc.data() + r * row_scales;
+        if (std::find(s, s + row_scales, 0.0f) != s + row_scales)
+          MxRowGeneric(xr, M, K, codes, scales, N, b0 + r, y, row);
       }
-      size_t m = 0;
-      for (; m + kRowsPerCall <= M; m += kRowsPerCall)
-        GemvRowBf16<kRowsPerCall>(c, K, sc.data(), xa.words.data() + m * xa.stride, xa.stride, y + m * N + n, N);
-      for (; m < M; ++m)
-        GemvRowBf16<1>(c, K, sc.data(), xa.words.data() + m * xa.stride, xa.stride, y + m * N + n, N);
     }
   });
   return true;
@@ -429,15 +472,19 @@ void GemmBf16(const float* x, size_t M, size_t K, const bf16* w, size_t N, float
 
 void GemmMxfp4(const float* x, size_t M, size_t K, const uint8_t* codes, const uint8_t* scales,
                size_t N, float* y, ThreadPool* pool) {
-  // W4A16 consumes the activations rounded to BF16 (gemm.h), as the reference does.
-  std::vector<float> xr(M * K);
-  for (size_t m = 0; m < M; ++m) act_bf16_round_row(x + m * K, K, xr.data() + m * K);
+  // W4A16 consumes the activations rounded to BF16 (gemm.h), as the reference does. The caller
+  // thread's scratch (its capacity kept across a decode step's calls); the pool's threads read it
+  // through xr, never by name (a thread_local named there would be their own).
+  thread_local std::vector<float> xr_storage;
+  xr_storage.resize(M * K);
+  const float* xr = xr_storage.data();
+  for (size_t m = 0; m < M; ++m) act_bf16_round_row(x + m * K, K, xr_storage.data() + m * K);
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  if (cpu_has_avx512_bf16() && GemmMxfp4Bf16(xr.data(), M, K, codes, scales, N, y, pool)) return;
+  if (cpu_has_avx512_bf16() && GemmMxfp4Bf16(xr, M, K, codes, scales, N, y, pool)) return;
 #endif
   for_rows(N, M * K, pool, [&](size_t n0, size_t n1) {
     std::vector<float> row;
-    for (size_t n = n0; n < n1; ++n) MxRowGeneric(xr.data(), M, K, codes, scales, N, n, y, row);
+    for (size_t n = n0; n < n1; ++n) MxRowGeneric(xr, M, K, codes, scales, N, n, y, row);
   });
 }
 

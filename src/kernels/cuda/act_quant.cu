@@ -1,9 +1,9 @@
 // Activation quantization on NVIDIA GPUs: see mxq/kernels/cuda/act_quant.h.
 //
 // FP8 per token: one CTA per row, two passes over the row (the amax, then the codes); the second pass
-// finds the row in L1/L2 (a 4096-wide bf16 row is 8 KB). Both loops are unrolled 4 deep so that a
-// thread's loads leave together: at decode (M = 1) the one CTA is latency-bound, and a 14336-wide row
-// is 7 loads per thread, each a full memory round trip when issued one after another. Bytes per element: 2 in (bf16), 1 out.
+// finds the row in L1/L2 (a 4096-wide bf16 row is 8 KB). Bytes per element: 2 in (bf16), 1 out.
+// (Unrolling both loops 4 deep, so that a thread's loads leave together, did not shorten the one
+// CTA of a decode token: 4096 x 14336 W4A8 at M = 1 30.7 -> 31.9 us on an H100, docs/BENCHMARKS.md.)
 // The element conversion is the hardware's cvt.rn.satfinite.e4m3x2.f32 on sm_89 and later (round to
 // nearest even, saturating at ±448 for finite and infinite inputs, the rule of format.h's
 // e4m3_from_f32 under Overflow::saturate; a NaN keeps its sign below as format.h's does), and
@@ -13,8 +13,9 @@
 // MXFP4 per 32 is mx_convert.cu's quantize kernel under ModelOpt's run-time options (rows of whole
 // blocks are one contiguous run), so the W4A4 activations and the weight quantizer share one codec.
 //
-// Fake quantization to BF16 (the exact W4A8 / W4A4 routes): FP8 is the kernel above with a bf16
-// value written per element instead of a code. MXFP4 is one fused pass with mx_convert.cu's thread
+// BF16 outputs for the exact W4A8 / W4A4 routes through the W4A16 kernels: FP8 is the kernel above
+// with each code's value written as a bf16 instead of the code (and a second kernel scales the
+// GEMV's outputs per row); MXFP4 fake quantization is one fused pass with mx_convert.cu's thread
 // layout: a thread owns 8 consecutive elements (one 16-byte bf16 load, one 16-byte store), 4 lanes
 // one MX block, the block amax by two shuffles; the scale and the codes come from
 // mx_convert_math.h's integer-pipe codec (mx_scale_exp_ceil_int, e2m1_from_scaled_int,
@@ -22,6 +23,7 @@
 // the spot, so neither codes nor scales reach memory.
 #include "mxq/kernels/cuda/act_quant.h"
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -79,13 +81,13 @@ __device__ __forceinline__ float cta_max(float v) {
   return v;
 }
 
-// What the FP8 kernel writes per element: the E4M3 code (uint8_t), or the fake-quantized value
-// bf16(fl32(e4m3(code) · s)) (bf16), as act_fp8_quantize_row and gemm_mxfp4_ref's input rounding.
-__device__ __forceinline__ uint32_t fp8_out_pair(uint32_t codes2, float, uint8_t*) { return codes2; }
-__device__ __forceinline__ uint32_t fp8_out_pair(uint32_t codes2, float s, bf16*) {
-  const bf16 lo = bf16_from_f32(e4m3_to_f32(static_cast<uint8_t>(codes2)) * s);
-  const bf16 hi = bf16_from_f32(e4m3_to_f32(static_cast<uint8_t>(codes2 >> 8)) * s);
-  return uint32_t{lo.bits} | uint32_t{hi.bits} << 16;
+// What the FP8 kernel writes per element: the E4M3 code (uint8_t), or its value as a bf16 (bf16),
+// as act_fp8_codes_row. The value is exact in bf16 (3 mantissa bits, exponents -9 .. 8, NaN stays
+// NaN), so its bf16 bits are the top half of its float32 bits.
+__device__ __forceinline__ uint32_t fp8_out_pair(uint32_t codes2, uint8_t*) { return codes2; }
+__device__ __forceinline__ uint32_t fp8_out_pair(uint32_t codes2, bf16*) {
+  return __byte_perm(__float_as_uint(e4m3_to_f32(static_cast<uint8_t>(codes2))),
+                     __float_as_uint(e4m3_to_f32(static_cast<uint8_t>(codes2 >> 8))), 0x7632);
 }
 // 8 outputs (4 pairs) -> one vector store: 8 bytes of codes or 16 bytes of bf16.
 __device__ __forceinline__ void store8(uint8_t* p, const uint32_t (&pair)[4]) {
@@ -110,7 +112,6 @@ act_fp8_quantize_kernel(const T* __restrict__ x, size_t K, bool vec, float stati
     // fmaxf skips NaN, as the reference's std::max(amax, |x|) does.
     float amax = 0.0f;
     if (vec) {
-#pragma unroll 4
       for (size_t k = threadIdx.x * size_t{kVec}; k < K; k += kThreads * kVec) {
         float v[kVec];
         load8(xr + k, v);
@@ -126,19 +127,27 @@ act_fp8_quantize_kernel(const T* __restrict__ x, size_t K, bool vec, float stati
   if (scale != nullptr && threadIdx.x == 0) scale[blockIdx.x] = s;
 
   if (vec) {
-#pragma unroll 4
     for (size_t k = threadIdx.x * size_t{kVec}; k < K; k += kThreads * kVec) {
       float v[kVec];
       load8(xr + k, v);
       uint32_t pair[4];
 #pragma unroll
-      for (int i = 0; i < kVec; i += 2) pair[i / 2] = fp8_out_pair(e4m3x2(v[i] / s, v[i + 1] / s), s, cr);
+      for (int i = 0; i < kVec; i += 2) pair[i / 2] = fp8_out_pair(e4m3x2(v[i] / s, v[i + 1] / s), cr);
       store8(cr + k, pair);
     }
   } else {
     for (size_t k = threadIdx.x; k < K; k += kThreads)
-      store1(cr + k, fp8_out_pair(e4m3x2(load1(xr + k) / s, 0.0f), s, cr));
+      store1(cr + k, fp8_out_pair(e4m3x2(load1(xr + k) / s, 0.0f), cr));
   }
+}
+
+// y[m, n] *= row_scales[m] over y [M, N] (n = M·N elements): W4A8's epilogue after the W4A16 GEMV, as
+// act_fp8_scale_outputs (one f32 multiply per output). Grid-stride; a row's outputs are contiguous.
+__global__ void __launch_bounds__(kThreads)
+act_fp8_scale_outputs_kernel(const float* __restrict__ row_scales, size_t N, size_t n,
+                             float* __restrict__ y) {
+  for (size_t i = size_t{blockIdx.x} * kThreads + threadIdx.x; i < n; i += size_t{gridDim.x} * kThreads)
+    y[i] = y[i] * row_scales[i / N];
 }
 
 // ---- MXFP4 fake quantization ----
@@ -224,10 +233,19 @@ cudaError_t act_fp8_quantize_cuda(const void* x, ElemType xt, size_t M, size_t K
   return launch_fp8(x, xt, M, K, static_scale, codes, scale, stream);
 }
 
-cudaError_t act_fp8_fake_quantize_cuda(const void* x, ElemType xt, size_t M, size_t K,
-                                       float static_scale, bf16* xq, float* scale, cudaStream_t stream) {
-  if (!aligned(x, 16) || !aligned(xq, 16)) return cudaErrorInvalidValue;
-  return launch_fp8(x, xt, M, K, static_scale, xq, scale, stream);
+cudaError_t act_fp8_values_bf16_cuda(const void* x, ElemType xt, size_t M, size_t K,
+                                     float static_scale, bf16* q, float* scale, cudaStream_t stream) {
+  if (!aligned(x, 16) || !aligned(q, 16)) return cudaErrorInvalidValue;
+  return launch_fp8(x, xt, M, K, static_scale, q, scale, stream);
+}
+
+cudaError_t act_fp8_scale_outputs_cuda(const float* row_scales, size_t M, size_t N, float* y,
+                                       cudaStream_t stream) {
+  if (M == 0 || N == 0) return cudaSuccess;
+  const size_t n = M * N;
+  const unsigned grid = static_cast<unsigned>(std::min<size_t>((n + kThreads - 1) / kThreads, 65536));
+  act_fp8_scale_outputs_kernel<<<grid, kThreads, 0, stream>>>(row_scales, N, n, y);
+  return cudaGetLastError();
 }
 
 cudaError_t act_mxfp4_fake_quantize_cuda(const void* x, ElemType xt, size_t M, size_t K, bf16* xq,

@@ -30,12 +30,15 @@ const char* mxfp4_linear_mode_name(Mxfp4LinearMode mode) {
   return "?";
 }
 
-// Measured per mode on an H100 (bench_gemm_cuda's crossover table, 2026-11-25; 4096x4096,
-// 28672x4096, 4096x14336, 2880x4096, M from 8 to 256): the GEMV is faster up to M = 32 on every shape
-// and mode but one near tie (2880x4096 at M = 32: W4A16 GEMV 49.3 us, GEMM 48.0 us); above 32 the
-// GEMV takes another launch per 32 tokens while the GEMM's time stays flat up to M = 128, and the
-// GEMM wins on all shapes but 4096x14336 (GEMV up to M = 64, W4A8 up to 96). The same switch point
-// for every mode, then. Re-measure when the GEMM kernels change.
+// Measured per mode on an H100 (bench_gemm_cuda's crossover table, 2026-11-25, docs/BENCHMARKS.md;
+// 4096x4096, 28672x4096, 4096x14336, 2880x4096, M from 8 to 256). Above 32 the GEMV takes another
+// launch per 32 tokens while the GEMM's time is flat up to M = 128, and the GEMM wins on all shapes
+// but 4096x14336 (GEMV up to M = 48-64). At M <= 16 the GEMV wins everywhere, by 1.3x to 6x. Between
+// 17 and 32 it depends on the GEMV's plan for that range: with 4 tiles per CTA it won on 4096x4096
+// and 4096x14336 but lost on 2880x4096 (M = 32: W4A16 49.0 us against the GEMM's 38.2) and by 5% on
+// 28672x4096; with 2 tiles per CTA (MXQ_GEMV_TILES_PER_CTA_M32, now the default; measured in the
+// same run) its M = 32 times fall to 15-61 us and it wins on every shape. The switch sits at 32 for
+// every mode. Re-measure when either kernel changes.
 size_t Mxfp4LinearCuda::default_gemv_max_m(Mxfp4LinearMode) { return 32; }
 
 void Mxfp4LinearCuda::upload_sm90(Sm90Operand op, const uint8_t* codes, const uint8_t* scales,
@@ -124,10 +127,15 @@ void Mxfp4LinearCuda::apply(Mxfp4LinearMode mode, const bf16* x, size_t M, float
       break;
     case Mxfp4LinearMode::w4a8:
       if (use_gemv) {
-        bf16* xq = reinterpret_cast<bf16*>(workspace(2 * M * K));
-        cuda_check(act_fp8_fake_quantize_cuda(x, ElemType::bf16, M, K, input_scale_, xq, nullptr, stream),
-                   where("act_fp8_fake_quantize_cuda", mode, M, N_, K).c_str());
-        gemv(mode, xq, M, y, stream);
+        // q [M, K] bf16, then the row scales [M] (2·M·K is a multiple of 64: 4-byte aligned).
+        uint8_t* ws = workspace(2 * M * K + 4 * M);
+        bf16* q = reinterpret_cast<bf16*>(ws);
+        float* scale = reinterpret_cast<float*>(ws + 2 * M * K);
+        cuda_check(act_fp8_values_bf16_cuda(x, ElemType::bf16, M, K, input_scale_, q, scale, stream),
+                   where("act_fp8_values_bf16_cuda", mode, M, N_, K).c_str());
+        gemv(mode, q, M, y, stream);
+        cuda_check(act_fp8_scale_outputs_cuda(scale, M, N_, y, stream),
+                   where("act_fp8_scale_outputs_cuda", mode, M, N_, K).c_str());
       } else {
         // Codes [M, K] then scales [M] (M·K is a multiple of 32: the scales stay 4-byte aligned).
         uint8_t* codes = workspace(M * K + 4 * M);

@@ -22,12 +22,12 @@
 //       per 128-token tile and run at tensor-core rate. Off sm_90a (sm_80) the GEMV runs at every M.
 // How each mode reaches them:
 //   W4A16  x as it is.
-//   W4A8   GEMV: act_fp8_fake_quantize_cuda writes x̂ as bf16 (the reference's own bf16 rounding of
-//          fl32(e4m3 · scale)), so the W4A16 GEMV computes gemm_mxfp4_w4a8_ref exactly up to f32
-//          summation order. GEMM: act_fp8_quantize_cuda writes E4M3 codes and per-row scales for the
-//          FP8 wgmma (QGMMA), which multiplies e4m3 · W exactly and applies the scale in f32 in its
-//          epilogue; it differs from the reference by that reference's bf16 rounding of each x̂
-//          (at most 2^-8 of |x̂|) and by the FP8 tensor core's shorter accumulator.
+//   W4A8   The reference: y = fl32(s_m · Σ q·w), q the E4M3 values, s_m the row's scale. GEMV:
+//          act_fp8_values_bf16_cuda writes q as bf16 (exact) and s, the W4A16 GEMV sums, and
+//          act_fp8_scale_outputs_cuda multiplies each row by s: the reference up to f32 summation
+//          order. GEMM: act_fp8_quantize_cuda writes the E4M3 codes and s for the FP8 wgmma (QGMMA),
+//          which multiplies q · w exactly and applies s in its epilogue: the reference up to
+//          summation order in the FP8 tensor core's shorter accumulator.
 //   W4A4   act_mxfp4_fake_quantize_cuda writes x̂ = E2M1 × 2^(e − 127) as bf16, exactly (every finite
 //          such value is a bf16; act_quant.h gives the range and the overflow at the top), then the
 //          W4A16 GEMV or the BF16 wgmma GEMM: gemm_mxfp4_w4a4_ref exactly up to f32 summation order.
@@ -42,7 +42,7 @@
 //
 // Memory: the GEMV layout always (~0.53 bytes per weight) and one wgmma layout per operand type the
 // prepared modes need (BF16 for W4A16 / W4A4, E4M3 for W4A8; ~0.52 bytes per weight each). apply()
-// keeps a workspace for the quantized activations (2·M·K bytes, or M·K + 4·M for W4A8's GEMM) that
+// keeps a workspace for the quantized activations (2·M·K bytes, + 4·M for W4A8's scales) that
 // grows at the first call with a larger M: a cudaMalloc, which synchronizes the device, so call
 // apply() once at the largest M before capturing it in a CUDA graph.
 #pragma once
@@ -66,7 +66,7 @@ const char* mxfp4_linear_mode_name(Mxfp4LinearMode mode);  // "W4A16", "W4A8", "
 class Mxfp4LinearCuda {
  public:
   // The largest M that takes the GEMV on sm_90a, by mode (measured on an H100: docs/BENCHMARKS.md,
-  // "MXFP4 linear layer: the dispatcher").
+  // "The dispatcher: GEMV or GEMM").
   static size_t default_gemv_max_m(Mxfp4LinearMode mode);
 
   // codes [N, K/2], scales [N, K/32] in host memory (K a multiple of 32; throws mxq::Error
