@@ -33,16 +33,22 @@ inline float mx_half_scale(uint8_t e) {
   return e == kE8M0Nan ? NAN : pow2f(static_cast<int>(e) - kE8M0Bias - 1);
 }
 
-// Runs fn(n0, n1) over the N output rows, chunks of about 32K multiply-adds each: far above the
-// few microseconds a pool wake-up costs. The pool gets a std::function of a one-pointer lambda,
-// which std::function stores inline: no heap allocation per call, whatever fn captures.
+// Runs fn(n0, n1) over the N output rows, chunks of at least 32K multiply-adds each: far above
+// the few microseconds a pool wake-up costs. The chunk count is a multiple of the pool's threads
+// (up to 4 each) where there are enough rows, so no thread gets a chunk more than another: a
+// 192 x 576 GEMV is 3 chunks of the minimum size, 2 of them on one of 2 threads, but 2 chunks of
+// 96 rows here. The pool gets a std::function of a one-pointer lambda, which std::function stores
+// inline: no heap allocation per call, whatever fn captures.
 template <class Fn>
 void for_rows(size_t N, size_t work_per_row, ThreadPool* pool, Fn&& fn) {
-  const size_t grain = std::max<size_t>(1, (size_t{1} << 15) / std::max<size_t>(work_per_row, 1));
+  const size_t min_rows = std::max<size_t>(1, (size_t{1} << 15) / std::max<size_t>(work_per_row, 1));
   if (pool == nullptr) {
     fn(size_t{0}, N);
     return;
   }
+  const size_t threads = static_cast<size_t>(pool->size());
+  const size_t per_thread = std::min<size_t>(4, N / min_rows / threads);
+  const size_t grain = per_thread == 0 ? min_rows : N / (per_thread * threads);
   pool->parallel_for(N, grain, [&fn](size_t n0, size_t n1) { fn(n0, n1); });
 }
 
@@ -197,8 +203,8 @@ void MxRowGeneric(const float* x, size_t M, size_t K, const uint8_t* codes, cons
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 // AVX-512 BF16 kernel (M ≥ 1; on CPUs with AVX512_BF16, which Highway's AVX3 target does not
 // assume, so it is a function of its own with that target added and a CPUID check before the
-// call). One weight row at a time against 1 or 4 activation rows, 128 elements (4 blocks, 64 code
-// bytes) a step.
+// call). 4 weight rows at a time against 1 activation row (M = 1), or 1 weight row against 1 or 4
+// activation rows, 128 elements (4 blocks, 64 code bytes) a step.
 //
 // The 64 code bytes are 32 16-bit words; word w holds the nibbles of elements 4w .. 4w+3 (lowest
 // first). vpermw looks up each word's low 5 bits in a 32-entry table of E2M1 values as BF16 (the 16
@@ -215,10 +221,21 @@ void MxRowGeneric(const float* x, size_t M, size_t K, const uint8_t* codes, cons
 // vdpbf16ps treats subnormal inputs as zero and flushes subnormal results; the prescale keeps
 // every operand and every partial sum normal (see PrepareGemvX), so it sums exactly the products
 // x̂·w that the reference does, in another order: per lane ≤ 8 additions in the step, one FMA per
-// step into the accumulator (K/128 of them), a 16-lane reduction — inside the tests'
-// (K + 2)·2^-24·Σ|x·w| bound. Rows whose scales 2^(e − 127 − t) would not be normal f32 (or are
-// NaN) take MxRowGeneric instead; activations that no t fits take it for the whole call.
-constexpr size_t kGemvPrefetch = 2048;  // bytes ahead of the code bytes, into L1
+// step into the accumulator (K/128 of them), a 16-lane reduction (SumLanes4's tree for 4 rows)
+// — inside the tests' (K + 2)·2^-24·Σ|x·w| bound. Rows whose scales 2^(e − 127 − t) would not be
+// normal f32 (or are NaN) take MxRowGeneric instead; activations that no t fits take it for the
+// whole call.
+
+// Software prefetch of the code bytes, per row and step: into L1 2 KB ahead, and into L2 8 KB
+// ahead. Decode streams every weight from DRAM, and the L2 one hides what the hardware prefetcher
+// does not: 1.2-1.4x on 49152 x 576 and 4096 x 1536 from DRAM (bench_gemv_cpu, 1 and 2 threads).
+constexpr size_t kGemvPrefetchL1 = 2048, kGemvPrefetchL2 = 8192;
+
+// Prefetches [p, p + bytes) into L2, a cache line at a time.
+HWY_INLINE void PrefetchL2(const uint8_t* p, size_t bytes) {
+  for (size_t off = 0; off < bytes; off += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(p) + off, _MM_HINT_T1);
+}
 
 // The activations of the kernel, M rows: x' = x̂ · 2^t as BF16, one t for all rows, chosen so
 // max|x'| lies in [2^64, 2^65), in the order the weights come out of a step (GemvRowsBf16): word m
@@ -368,7 +385,8 @@ __attribute__((target(HWY_TARGET_STR ",avx512bf16"))) void GemvRowsBf16(
   for (size_t i = 0; i < last; ++i)
     for (size_t r = 0; r < NR; ++r) {
       const uint8_t* c = codes + r * row_bytes + i * (kStep / 2);
-      _mm_prefetch(reinterpret_cast<const char*>(c) + kGemvPrefetch, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c) + kGemvPrefetchL2, _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(c) + kGemvPrefetchL1, _MM_HINT_T0);
       step(r, _mm512_loadu_si512(c), _mm512_loadu_si512(c + 1), i);
     }
   const size_t n = row_bytes - last * (kStep / 2);  // 16 .. 64 bytes
@@ -399,8 +417,15 @@ bool GemmMxfp4Bf16(const float* xr, size_t M, size_t K, const uint8_t* codes,
     thread_local std::vector<float> sc;  // this thread's: no allocation per call or chunk
     sc.resize(block_rows * row_scales + 16);
     std::vector<float> row;  // MxRowGeneric's, allocated only if a row takes it
+    // The rows' own prefetch runs kGemvPrefetchL2 ahead of them: here the chunk's first
+    // kGemvPrefetchL2 bytes, which nothing else fetches ahead (most of a q/k/v/o chunk at SmolLM2's
+    // sizes: 72 rows of 288 bytes), and each block's scales one block ahead.
+    PrefetchL2(codes + n0 * row_bytes, std::min((n1 - n0) * row_bytes, kGemvPrefetchL2));
+    PrefetchL2(scales + n0 * row_scales, std::min(n1 - n0, block_rows) * row_scales);
     for (size_t b0 = n0; b0 < n1; b0 += block_rows) {
       const size_t rows = std::min(block_rows, n1 - b0);
+      if (b0 + rows < n1)
+        PrefetchL2(scales + (b0 + rows) * row_scales, std::min(block_rows, n1 - b0 - rows) * row_scales);
       const bool all_fit = ScalesToF32(scales + b0 * row_scales, rows * row_scales, xa.t, sc.data());
       const auto run = [&](auto mr, auto nr, size_t r, size_t m) {
         GemvRowsBf16<decltype(mr)::value, decltype(nr)::value>(
