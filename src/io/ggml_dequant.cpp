@@ -14,7 +14,10 @@ float f16_at(const uint8_t* p) {
   return fp16_to_f32(fp16{h});
 }
 
-void dequant_f32(const uint8_t* s, size_t n, float* y) { std::memcpy(y, s, n * 4); }
+// n may be 0 with y null (an empty tensor): memcpy must not see a null pointer even then.
+void dequant_f32(const uint8_t* s, size_t n, float* y) {
+  if (n > 0) std::memcpy(y, s, n * 4);
+}
 void dequant_f16(const uint8_t* s, size_t n, float* y) {
   for (size_t i = 0; i < n; ++i) y[i] = f16_at(s + 2 * i);
 }
