@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -292,6 +293,44 @@ TEST(ActivationQuant, Fp8DynamicAndStatic) {
   const float st = amax / 800.0f;
   act_fp8_quantize_row(x.data(), K, st, xq.data());
   for (size_t k = 0; k < K; ++k) EXPECT_LE(std::fabs(xq[k]), 448.0f * st * 1.0000001f);
+}
+
+// act_fp8_codes (the runtime's SIMD W4A8 quantizer) against act_fp8_codes_row, bit for bit (NaN
+// payload and sign too), on every target: fresh gaussian rows over many binades, with E4M3's edges
+// planted (ties at the subnormal step and at 464, the 2^-6 boundary, values past 448, ±Inf, NaN,
+// ±0, f32 subnormals) and awkward K; per-token and static scales (a unit scale puts the planted
+// values exactly on the grid's ties and edges, a small one saturates).
+TEST(ActivationQuant, Fp8CodesSimdEqualsRowBitForBit) {
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE(testing::Message() << "seed " << seed);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  std::uniform_int_distribution<int> binade(-12, 8);
+  const float edges[] = {1.1875f, 1.0625f, 0x1.3p+4f, 0x1.38p-6f, 0x1p-10f, 3 * 0x1p-10f, 0x1p-6f,
+                         0x1.fp-7f, 464.0f, 448.0f, 449.0f, 480.0f,
+                         1e30f, 0.0f, -0.0f, 0x1p-140f, std::numeric_limits<float>::infinity(),
+                         std::numeric_limits<float>::quiet_NaN(), 3.4e38f};
+  for (const size_t K : {size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{100}, size_t{576}}) {
+    const size_t M = 3;
+    std::vector<float> x(M * K);
+    for (auto& v : x) v = gauss(rng) * std::ldexp(1.0f, binade(rng));
+    for (size_t i = 0; i < x.size(); i += 3) {
+      const float e = edges[rng() % std::size(edges)];
+      x[i] = (rng() & 1) ? -e : e;
+    }
+    for (const float static_scale : {0.0f, 1.0f, 0.0371f, 1e-3f}) {
+      SCOPED_TRACE(testing::Message() << "K " << K << " static scale " << static_scale);
+      std::vector<float> ref(M * K), ref_s(M);
+      for (size_t m = 0; m < M; ++m) ref_s[m] = act_fp8_codes_row(x.data() + m * K, K, static_scale, ref.data() + m * K);
+      for_each_simd_target([&](const std::string&) {
+        std::vector<float> q(M * K, 7.0f), s(M, 7.0f);
+        act_fp8_codes(x.data(), M, K, static_scale, q.data(), s.data());
+        for (size_t m = 0; m < M; ++m) ASSERT_EQ(f32_bits(s[m]), f32_bits(ref_s[m])) << "row " << m;
+        for (size_t i = 0; i < q.size(); ++i)
+          ASSERT_EQ(f32_bits(q[i]), f32_bits(ref[i])) << "x " << x[i] << " at " << i;
+      });
+    }
+  }
 }
 
 TEST(ActivationQuant, Mxfp4IsModelOptW4A4Rule) {

@@ -208,18 +208,16 @@ class Mxfp4Linear final : public BlockQuantLinear {
           break;
       }
     } else {
-      // The activation quantizers are the references' own (bit-identical by construction; they
-      // cost O(M·K) against the GEMM's O(M·N·K)).
-      // W4A8 runs the GEMM on the E4M3 values and scales each output row after, as its reference
-      // does; W4A4's dequantized values E2M1 × 2^e are already exact in BF16.
+      // W4A8 runs the GEMM on the E4M3 values (act_fp8_codes, bit-identical to the reference's
+      // act_fp8_codes_row) and scales each output row after, as its reference does; W4A4 uses the
+      // reference's own quantizer (O(M·K) against the GEMM's O(M·N·K)), whose dequantized values
+      // E2M1 × 2^e are already exact in BF16.
       std::vector<float> xq, row_scales;
       if (mode_ != Mxfp4Mode::w4a16) {
         xq.resize(M * K);
         row_scales.resize(M);
-        for (size_t m = 0; m < M; ++m) {
-          if (mode_ == Mxfp4Mode::w4a8) row_scales[m] = act_fp8_codes_row(x + m * K, K, input_scale_, xq.data() + m * K);
-          else act_mxfp4_quantize_row(x + m * K, K, xq.data() + m * K);
-        }
+        if (mode_ == Mxfp4Mode::w4a8) act_fp8_codes(x, M, K, input_scale_, xq.data(), row_scales.data());
+        else for (size_t m = 0; m < M; ++m) act_mxfp4_quantize_row(x + m * K, K, xq.data() + m * K);
         x = xq.data();
       }
       gemm_mxfp4(x, M, K, codes_.data(), scales_.data(), N, y, pool);

@@ -470,6 +470,56 @@ float DotBf16(const bf16* w, const float* x, size_t K) {
   return s;
 }
 
+// ---- W4A8's activations ----
+
+// e4m3_to_f32(e4m3_from_f32(v)) (saturating, RNE) without the generic codec's branches. E4M3's
+// normals keep 3 mantissa bits, so from 2^-6 up the f32 bits are rounded at bit 20 (half minus one
+// plus the kept bit: ties to even) and cut; below 2^-6 the grid is the fixed step 2^-9, the ulp of
+// 2^14, so (a + 2^14) − 2^14 rounds there with the FPU's ties to even. |v| is first capped at 480
+// (everything from 464 up saturates to 448 anyway), which keeps the rounding add from carrying into
+// the exponent of huge values. NaN gives the quiet NaN with v's sign, as the codec's decode does.
+HWY_INLINE hn::Vec<DF> E4m3Values(hn::Vec<DF> v) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const auto sign = hn::And(hn::BitCast(du, v), hn::Set(du, 0x80000000u));
+  const auto a = hn::Min(hn::Abs(v), hn::Set(df, 480.0f));
+  const auto bits = hn::BitCast(du, a);
+  const auto kept = hn::And(hn::ShiftRight<20>(bits), hn::Set(du, 1u));
+  const auto normal = hn::BitCast(
+      df, hn::And(hn::Add(hn::Add(bits, hn::Set(du, 0x7FFFFu)), kept), hn::Set(du, 0xFFF00000u)));
+  const auto step = hn::Set(df, 16384.0f);
+  const auto subnormal = hn::Sub(hn::Add(a, step), step);
+  const auto q = hn::Min(hn::IfThenElse(a < hn::Set(df, 0x1p-6f), subnormal, normal), hn::Set(df, 448.0f));
+  const auto quiet_nan = hn::BitCast(df, hn::Or(hn::Set(du, 0x7FC00000u), sign));
+  return hn::IfThenElse(hn::IsNaN(v), quiet_nan, hn::BitCast(df, hn::Or(hn::BitCast(du, q), sign)));
+}
+
+void ActFp8Codes(const float* x, size_t M, size_t K, float static_scale, float* q, float* row_scales) {
+  const DF df;
+  const size_t L = hn::Lanes(df);
+  for (size_t m = 0; m < M; ++m) {
+    const float* xr = x + m * K;
+    float* qr = q + m * K;
+    float s = static_scale;
+    if (!(s > 0.0f)) {  // per-token: amax over the row, NaN skipped as std::max skips it
+      auto vmax = hn::Zero(df);
+      size_t k = 0;
+      for (; k + L <= K; k += L) {
+        const auto a = hn::Abs(hn::LoadU(df, xr + k));
+        vmax = hn::Max(vmax, hn::IfThenZeroElse(hn::IsNaN(a), a));
+      }
+      float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+      for (; k < K; ++k) amax = std::max(amax, std::fabs(xr[k]));
+      s = amax > 0.0f ? amax / 448.0f : 1.0f;
+    }
+    row_scales[m] = s;
+    const auto vs = hn::Set(df, s);
+    size_t k = 0;
+    for (; k + L <= K; k += L) hn::StoreU(E4m3Values(hn::Div(hn::LoadU(df, xr + k), vs)), df, qr + k);
+    for (; k < K; ++k) qr[k] = e4m3_to_f32(e4m3_from_f32(xr[k] / s));
+  }
+}
+
 // ---- the GEMMs ----
 
 void GemmF32(const float* x, size_t M, size_t K, const float* w, size_t N, float* y,
@@ -523,6 +573,7 @@ namespace mxq {
 HWY_EXPORT(GemmF32);
 HWY_EXPORT(GemmBf16);
 HWY_EXPORT(GemmMxfp4);
+HWY_EXPORT(ActFp8Codes);
 
 void gemm_f32(const float* x, size_t M, size_t K, const float* w, size_t N, float* y,
               ThreadPool* pool) {
@@ -532,6 +583,11 @@ void gemm_f32(const float* x, size_t M, size_t K, const float* w, size_t N, floa
 void gemm_bf16(const float* x, size_t M, size_t K, const bf16* w, size_t N, float* y,
                ThreadPool* pool) {
   HWY_DYNAMIC_DISPATCH(GemmBf16)(x, M, K, w, N, y, pool);
+}
+
+void act_fp8_codes(const float* x, size_t M, size_t K, float static_scale, float* q,
+                   float* row_scales) {
+  HWY_DYNAMIC_DISPATCH(ActFp8Codes)(x, M, K, static_scale, q, row_scales);
 }
 
 void gemm_mxfp4(const float* x, size_t M, size_t K, const uint8_t* codes, const uint8_t* scales,

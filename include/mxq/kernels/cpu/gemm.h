@@ -78,6 +78,12 @@ void gemm_bf16(const float* x, size_t M, size_t K, const bf16* w, size_t N, floa
 void gemm_mxfp4(const float* x, size_t M, size_t K, const uint8_t* codes, const uint8_t* scales,
                 size_t N, float* y, ThreadPool* pool);
 
+// act_fp8_codes_row on each of M rows of x [M, K] (SIMD, bit-identical: the same division by the
+// same scale, then the E4M3 rounding without the generic codec's branches): q [M, K], the scales
+// [M]. The runtime's W4A8 path; act_fp8_codes_row stays its definition.
+void act_fp8_codes(const float* x, size_t M, size_t K, float static_scale, float* q,
+                   float* row_scales);
+
 // ---- NVFP4, for comparison (src/kernels/cpu/gemm_nvfp4.cpp) ----
 //
 // Weights as ModelOpt exports NVFP4: codes [N, K/2] (E2M1, element 2i in the low nibble of byte i),
