@@ -48,11 +48,12 @@ constexpr int kRowsPerWarpgroup = 64;
 struct OperandTraits {
   int act_bytes;  // bytes per activation element
   int step_k;     // K of one wgmma: 32 for FP8, 16 for BF16 (32 bytes of activation either way)
-  int window;     // blocks with base − e ≤ window are exact in the operand type
+  int window;     // blocks with base − e ≤ window are exact in the operand type (FP8: base per
+                  // (row, K-tile); BF16: per row over all of K)
   int off;        // the widened weight is E2M1 · 2^(e − base + off)
 };
 constexpr OperandTraits traits_of(Sm90Operand op) {
-  return op == Sm90Operand::e4m3 ? OperandTraits{1, 32, 14, 6} : OperandTraits{2, 16, 63, 0};
+  return op == Sm90Operand::e4m3 ? OperandTraits{1, 32, 14, 6} : OperandTraits{2, 16, 125, 0};
 }
 
 size_t k_tiles(size_t K) { return (K + kTileK - 1) / kTileK; }
@@ -277,16 +278,20 @@ __global__ void __launch_bounds__(kThreads, 1)
       // A tile's codes and meta for one K-tile are contiguous (L::kCodes, L::kMeta bytes).
       const uint8_t* code_src = codes + static_cast<size_t>(n_tile) * KT * L::kCodes;
       const uint8_t* meta_src = meta + static_cast<size_t>(n_tile) * KT * L::kMeta;
-      for (int kt = 0; kt < KT; ++kt) {
-        mbarrier_wait(empty_bar + 8 * stage, phase ^ 1u);  // a fresh barrier passes parity 1
-        const uint32_t bar = full_bar + 8 * stage, s = smem_base + stage * L::kBytes;
-        mbarrier_arrive_expect_tx(bar, L::kBytes);  // out-of-bounds box elements count too (zeros)
+      // BF16 streams the tile's K once per pass of its rows (the consumers' K sweeps); FP8 once.
+      const int sweeps = kOp == Sm90Operand::bf16 ? passes[n_tile] : 1;
+      for (int sweep = 0; sweep < sweeps; ++sweep) {
+        for (int kt = 0; kt < KT; ++kt) {
+          mbarrier_wait(empty_bar + 8 * stage, phase ^ 1u);  // a fresh barrier passes parity 1
+          const uint32_t bar = full_bar + 8 * stage, s = smem_base + stage * L::kBytes;
+          mbarrier_arrive_expect_tx(bar, L::kBytes);  // out-of-bounds box elements count too (zeros)
 #pragma unroll
-        for (int a = 0; a < L::kActAtoms; ++a)
-          tma_load_2d(s + a * L::kAtomBytes, &act_map, kt * kTileK + a * (128 / kT.act_bytes), m0, bar);
-        bulk_load(s + L::kAct, code_src + static_cast<size_t>(kt) * L::kCodes, L::kCodes, bar);
-        bulk_load(s + L::kAct + L::kCodes, meta_src + static_cast<size_t>(kt) * L::kMeta, L::kMeta, bar);
-        if (++stage == L::kStages) stage = 0, phase ^= 1u;
+          for (int a = 0; a < L::kActAtoms; ++a)
+            tma_load_2d(s + a * L::kAtomBytes, &act_map, kt * kTileK + a * (128 / kT.act_bytes), m0, bar);
+          bulk_load(s + L::kAct, code_src + static_cast<size_t>(kt) * L::kCodes, L::kCodes, bar);
+          bulk_load(s + L::kAct + L::kCodes, meta_src + static_cast<size_t>(kt) * L::kMeta, L::kMeta, bar);
+          if (++stage == L::kStages) stage = 0, phase ^= 1u;
+        }
       }
     }
     return;
