@@ -87,8 +87,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--ref", a->ref, "Reference checkpoint (e.g. the BF16 model) for KL and top-1")->check(CLI::ExistingDirectory);
   cmd->add_option("--text", a->text, "Evaluation text (default: ../shared/data/wikitext-2-raw/wiki.test.raw)")->check(CLI::ExistingFile);
   cmd->add_option("--ctx", a->ctx, "Window length in tokens")->check(CLI::Range(2, 1 << 17))->capture_default_str();
-  cmd->add_option("--mode", a->mode, "Activation mode of the quantized layers, overriding the checkpoint's: W4A16, W4A8, W4A4")
-      ->check(CLI::IsMember({"W4A16", "W4A8", "W4A4"}, CLI::ignore_case));
+  add_mode_option(cmd, a->mode);
   cmd->add_option("--max-windows", a->max_windows, "Score only the first N windows (0 = all)");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("--json", a->json, "Also write the results to this JSON file");

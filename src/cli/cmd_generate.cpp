@@ -20,7 +20,7 @@ namespace mxq::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, system;
+  std::string model, prompt, system, mode;
   size_t max_tokens = 64;
   bool chat = false;
   runtime::SamplerOptions sampling;
@@ -50,6 +50,7 @@ double since(std::chrono::steady_clock::time_point t0) {
 void run_generate(const GenerateArgs& a) {
   runtime::ModelOptions mo;
   mo.threads = a.threads;
+  if (!a.mode.empty()) mo.mode = runtime::mxfp4_mode_from_name(a.mode);
   runtime::Model model(a.model, mo);
   const auto tok = runtime::Tokenizer::from_hf_dir(a.model);
   const std::string text = a.chat ? chatml(a.model, a.system, a.prompt) : a.prompt;
@@ -105,6 +106,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--top-k", a->sampling.top_k, "Sample among the k most likely (0 = all)")->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--top-p", a->sampling.top_p, "Nucleus sampling mass")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   cmd->add_option("--seed", a->sampling.seed, "Random seed for sampling");
+  add_mode_option(cmd, a->mode);
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->callback([a] { run_generate(*a); });
 }

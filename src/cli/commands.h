@@ -3,7 +3,16 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+
 namespace mxq::cli {
+
+// --mode of the commands that run a model (eval, generate): the quantized layers' activation mode,
+// overriding the checkpoint's; "" keeps the checkpoint's.
+inline void add_mode_option(CLI::App* cmd, std::string& mode) {
+  cmd->add_option("--mode", mode, "Activation mode of the quantized layers, overriding the checkpoint's: W4A16, W4A8, W4A4")
+      ->check(CLI::IsMember({"W4A16", "W4A8", "W4A4"}, CLI::ignore_case));
+}
 
 void add_roundtrip(CLI::App& app);
 void add_import(CLI::App& app);

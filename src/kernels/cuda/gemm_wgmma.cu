@@ -159,6 +159,14 @@ __device__ __forceinline__ float pass_scale_of(uint32_t bases, int pass) {
   return pass_scale<kOff>((bases >> (8 * pass)) & 0xFFu);
 }
 
+// BF16: the bf16x2 multiplier of block blk (0-3) of a row's K-tile in pass `pass`: 2^(126 − shift)
+// from the stored exponent field 253 − shift (meta bytes 0-3), or 0 where the block belongs to
+// another pass (its 2-bit pass in meta byte 7) or carries no value (field 0).
+__device__ __forceinline__ uint32_t bf16_block_multiplier(uint2 meta, int blk, int pass) {
+  const bool in_pass = static_cast<int>((meta.y >> (24 + 2 * blk)) & 3u) == pass;
+  return in_pass ? (((meta.x >> (8 * blk)) & 0xFFu) << 7) * 0x10001u : 0u;
+}
+
 #endif  // MXQ_SM90A_DEVICE
 
 #ifdef MXQ_SM90A_DEVICE
@@ -304,43 +312,43 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int code_offset = (wg * 4 + cwarp % 4) * kGroupTileBytes + lane * 16;   // row + 8: + 512
   int stage = 0;
   uint32_t phase = 0;
-  for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
-    const int m0 = t % m_tiles * kTileM, n_tile = t / m_tiles;
-    const uint8_t* tile_passes = passes + static_cast<size_t>(n_tile * 2 + wg) * KT;
-    float total[64];
+  if constexpr (kOp == Sm90Operand::e4m3) {
+    for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+      const int m0 = t % m_tiles * kTileM, n_tile = t / m_tiles;
+      const uint8_t* tile_passes = passes + static_cast<size_t>(n_tile * 2 + wg) * KT;
+      float total[64];
 #pragma unroll
-    for (int i = 0; i < 64; ++i) total[i] = 0.0f;
-    float acc[64];
+      for (int i = 0; i < 64; ++i) total[i] = 0.0f;
+      float acc[64];
 
-    // The pass count of the next K-tile is fetched an iteration early (a global load on the
-    // critical path cost a full L2 latency per K-tile).
-    int npass_next = __ldg(tile_passes);
-    for (int kt = 0; kt < KT; ++kt) {
-      const int npass = npass_next;
-      if (kt + 1 < KT) npass_next = __ldg(tile_passes + kt + 1);
-      mbarrier_wait(full_bar + 8 * stage, phase);
-      const uint8_t* st = smem + stage * L::kBytes;
-      const uint4 c_lo = *reinterpret_cast<const uint4*>(st + L::kAct + code_offset);
-      const uint4 c_hi = *reinterpret_cast<const uint4*>(st + L::kAct + code_offset + 512);
-      const uint2 meta_lo = *reinterpret_cast<const uint2*>(st + L::kAct + L::kCodes + row * kMetaBytes);
-      const uint2 meta_hi =
-          *reinterpret_cast<const uint2*>(st + L::kAct + L::kCodes + (row + 8) * kMetaBytes);
-      const uint32_t words_lo[4] = {c_lo.x, c_lo.y, c_lo.z, c_lo.w};
-      const uint32_t words_hi[4] = {c_hi.x, c_hi.y, c_hi.z, c_hi.w};
-      const uint32_t act_stage = smem_base + stage * L::kBytes;
+      // The pass count of the next K-tile is fetched an iteration early (a global load on the
+      // critical path cost a full L2 latency per K-tile).
+      int npass_next = __ldg(tile_passes);
+      for (int kt = 0; kt < KT; ++kt) {
+        const int npass = npass_next;
+        if (kt + 1 < KT) npass_next = __ldg(tile_passes + kt + 1);
+        mbarrier_wait(full_bar + 8 * stage, phase);
+        const uint8_t* st = smem + stage * L::kBytes;
+        const uint4 c_lo = *reinterpret_cast<const uint4*>(st + L::kAct + code_offset);
+        const uint4 c_hi = *reinterpret_cast<const uint4*>(st + L::kAct + code_offset + 512);
+        const uint2 meta_lo = *reinterpret_cast<const uint2*>(st + L::kAct + L::kCodes + row * kMetaBytes);
+        const uint2 meta_hi =
+            *reinterpret_cast<const uint2*>(st + L::kAct + L::kCodes + (row + 8) * kMetaBytes);
+        const uint32_t words_lo[4] = {c_lo.x, c_lo.y, c_lo.z, c_lo.w};
+        const uint32_t words_hi[4] = {c_hi.x, c_hi.y, c_hi.z, c_hi.w};
+        const uint32_t act_stage = smem_base + stage * L::kBytes;
 
-      for (int pass = 0; pass < npass; ++pass) {
-        // Each step's fragment is widened right before its wgmma is issued, so widening step
-        // s + 1 overlaps the tensor core's step s (distinct registers per step).
-        uint32_t frag[kSteps][4];
+        for (int pass = 0; pass < npass; ++pass) {
+          // Each step's fragment is widened right before its wgmma is issued, so widening step
+          // s + 1 overlaps the tensor core's step s (distinct registers per step).
+          uint32_t frag[kSteps][4];
 #pragma unroll
-        for (int s = 0; s < kSteps; ++s) {
-          const int blk = s * kBlocksPerTile / kSteps;
-          const uint32_t mb_lo = (meta_lo.x >> (8 * blk)) & 0xFFu;
-          const uint32_t mb_hi = (meta_hi.x >> (8 * blk)) & 0xFFu;
-          const bool in_lo = static_cast<int>(mb_lo >> 6) == pass;
-          const bool in_hi = static_cast<int>(mb_hi >> 6) == pass;
-          if constexpr (kOp == Sm90Operand::e4m3) {
+          for (int s = 0; s < kSteps; ++s) {
+            const int blk = s * kBlocksPerTile / kSteps;
+            const uint32_t mb_lo = (meta_lo.x >> (8 * blk)) & 0xFFu;
+            const uint32_t mb_hi = (meta_hi.x >> (8 * blk)) & 0xFFu;
+            const bool in_lo = static_cast<int>(mb_lo >> 6) == pass;
+            const bool in_hi = static_cast<int>(mb_hi >> 6) == pass;
             // One k32 step per block. The table entry is loaded unconditionally and masked: a
             // branch here would serialize the wgmmas (ptxas C7520). The repack keeps every shift
             // ≤ 14, so the index is in the table.
@@ -352,11 +360,83 @@ __global__ void __launch_bounds__(kThreads, 1)
             frag[s][1] = widen_e4m3<0>(words_hi[blk], lut_hi);
             frag[s][2] = widen_e4m3<1>(words_lo[blk], lut_lo);
             frag[s][3] = widen_e4m3<1>(words_hi[blk], lut_hi);
-          } else {
+            asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+            // Step s reads K bytes [32·s, 32·s + 32) of the tile: inside atom 32·s / 128, at that
+            // byte offset in its rows (the hardware applies the swizzle to the address).
+            const uint64_t desc =
+                smem_descriptor_sw128(act_stage + s * 32 / 128 * L::kAtomBytes + s * 32 % 128);
+            wgmma_m64n128k32_e4m3(acc, frag[s], desc, s > 0);
+          }
+          asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+          asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+          const float scale_lo = pass_scale_of<kT.off>(meta_lo.y, pass);
+          const float scale_hi = pass_scale_of<kT.off>(meta_hi.y, pass);
+#pragma unroll
+          for (int j = 0; j < 16; ++j) {
+            total[4 * j + 0] = __fmaf_rn(acc[4 * j + 0], scale_lo, total[4 * j + 0]);
+            total[4 * j + 1] = __fmaf_rn(acc[4 * j + 1], scale_lo, total[4 * j + 1]);
+            total[4 * j + 2] = __fmaf_rn(acc[4 * j + 2], scale_hi, total[4 * j + 2]);
+            total[4 * j + 3] = __fmaf_rn(acc[4 * j + 3], scale_hi, total[4 * j + 3]);
+          }
+        }
+        // This warp's wgmmas on the stage have completed (wait_group 0) and its codes and meta are
+        // in registers: the stage may be refilled once all 8 consumer warps say so.
+        __syncwarp();
+        if (lane == 0) mbarrier_arrive(empty_bar + 8 * stage);
+        if (++stage == L::kStages) stage = 0, phase ^= 1u;
+      }
+
+      // Accumulator element 4j + 2h + c: weight row row + 8h, token 8j + 2t + c (t = lane % 4).
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int m = m0 + 8 * j + 2 * (lane % 4) + c;
+          if (m >= M) continue;
+          const float s = act_scale != nullptr ? act_scale[m] : 1.0f;
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int n = n_tile * kTileN + row + 8 * h;
+            if (n < N) y[static_cast<size_t>(m) * N + n] = total[4 * j + 2 * h + c] * s;
+          }
+        }
+      }
+    }
+  } else {
+    // W4A16: every block enters the tensor core as E2M1 · 2^(e − base) against its row's base for
+    // its pass over all of K (gemm_wgmma.h), so a pass is one accumulator over the whole K, scaled
+    // once at its end: y = Σ over passes of acc · 2^(base − 127). Nearly every tile has one pass;
+    // a tile whose rows need more sweeps its K again per pass (the producer streams it again), each
+    // sweep widening only its pass's blocks. K-tile kt's wgmmas stay in flight while kt + 1 is
+    // widened (wait_group 1), so a stage is released one K-tile late.
+    for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+      const int m0 = t % m_tiles * kTileM, n_tile = t / m_tiles;
+      const int sweeps = __ldg(passes + n_tile);
+      for (int pass = 0; pass < sweeps; ++pass) {
+        float acc[64];
+        uint32_t bases_lo = 0, bases_hi = 0;  // the row's pass bases (the same in every K-tile)
+        int in_flight = 0;                     // the stage read by the wgmmas not yet waited for
+        for (int kt = 0; kt < KT; ++kt) {
+          mbarrier_wait(full_bar + 8 * stage, phase);
+          const uint8_t* st = smem + stage * L::kBytes;
+          const uint4 c_lo = *reinterpret_cast<const uint4*>(st + L::kAct + code_offset);
+          const uint4 c_hi = *reinterpret_cast<const uint4*>(st + L::kAct + code_offset + 512);
+          const uint2 meta_lo = *reinterpret_cast<const uint2*>(st + L::kAct + L::kCodes + row * kMetaBytes);
+          const uint2 meta_hi =
+              *reinterpret_cast<const uint2*>(st + L::kAct + L::kCodes + (row + 8) * kMetaBytes);
+          bases_lo = meta_lo.y;
+          bases_hi = meta_hi.y;
+          const uint32_t words_lo[4] = {c_lo.x, c_lo.y, c_lo.z, c_lo.w};
+          const uint32_t words_hi[4] = {c_hi.x, c_hi.y, c_hi.z, c_hi.w};
+          const uint32_t act_stage = smem_base + stage * L::kBytes;
+          uint32_t frag[kSteps][4];
+#pragma unroll
+          for (int s = 0; s < kSteps; ++s) {
             // Two k16 steps per block: bytes 0, 1 of the block's word feed its first step, bytes
             // 2, 3 its second; in each, the first byte is k 2t..2t+1, the second k 8+2t..9+2t.
-            const uint32_t mul_lo = in_lo ? ((253u - (mb_lo & 63u)) << 7) * 0x10001u : 0u;
-            const uint32_t mul_hi = in_hi ? ((253u - (mb_hi & 63u)) << 7) * 0x10001u : 0u;
+            const int blk = s / 2;
+            const uint32_t mul_lo = bf16_block_multiplier(meta_lo, blk, pass);
+            const uint32_t mul_hi = bf16_block_multiplier(meta_hi, blk, pass);
             if (s % 2 == 0) {
               frag[s][0] = widen_bf16x2<0>(words_lo[blk], mul_lo);
               frag[s][1] = widen_bf16x2<0>(words_hi[blk], mul_hi);
@@ -368,48 +448,45 @@ __global__ void __launch_bounds__(kThreads, 1)
               frag[s][2] = widen_bf16x2<3>(words_lo[blk], mul_lo);
               frag[s][3] = widen_bf16x2<3>(words_hi[blk], mul_hi);
             }
+            asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+            // Step s reads K bytes [32·s, 32·s + 32) of the tile: atom 32·s / 128, that byte
+            // offset in its rows. The first step of the sweep starts acc afresh.
+            const uint64_t desc =
+                smem_descriptor_sw128(act_stage + s * 32 / 128 * L::kAtomBytes + s * 32 % 128);
+            wgmma_m64n128k16_bf16(acc, frag[s], desc, kt > 0 || s > 0);
           }
-          asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-          // Step s reads K bytes [32·s, 32·s + 32) of the tile: inside atom 32·s / 128, at that
-          // byte offset in its rows (the hardware applies the swizzle to the address).
-          const uint64_t desc =
-              smem_descriptor_sw128(act_stage + s * 32 / 128 * L::kAtomBytes + s * 32 % 128);
-          if constexpr (kOp == Sm90Operand::e4m3)
-            wgmma_m64n128k32_e4m3(acc, frag[s], desc, s > 0);
-          else
-            wgmma_m64n128k16_bf16(acc, frag[s], desc, s > 0);
+          asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+          // K-tile kt − 1's wgmmas are done: its stage may be refilled once all 8 consumer warps
+          // say so (its codes and meta were read into registers before).
+          asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+          if (kt > 0) {
+            __syncwarp();
+            if (lane == 0) mbarrier_arrive(empty_bar + 8 * in_flight);
+          }
+          in_flight = stage;
+          if (++stage == L::kStages) stage = 0, phase ^= 1u;
         }
-        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
         asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-        const float scale_lo = pass_scale_of<kT.off>(meta_lo.y, pass);
-        const float scale_hi = pass_scale_of<kT.off>(meta_hi.y, pass);
+        __syncwarp();
+        if (lane == 0) mbarrier_arrive(empty_bar + 8 * in_flight);
+
+        // Accumulator element 4j + 2h + c: weight row row + 8h, token 8j + 2t + c (t = lane % 4).
+        // The first pass writes y, later ones add to it (the same thread wrote it).
+        const float scale[2] = {pass_scale_of<kT.off>(bases_lo, pass), pass_scale_of<kT.off>(bases_hi, pass)};
 #pragma unroll
         for (int j = 0; j < 16; ++j) {
-          total[4 * j + 0] = __fmaf_rn(acc[4 * j + 0], scale_lo, total[4 * j + 0]);
-          total[4 * j + 1] = __fmaf_rn(acc[4 * j + 1], scale_lo, total[4 * j + 1]);
-          total[4 * j + 2] = __fmaf_rn(acc[4 * j + 2], scale_hi, total[4 * j + 2]);
-          total[4 * j + 3] = __fmaf_rn(acc[4 * j + 3], scale_hi, total[4 * j + 3]);
-        }
-      }
-      // This warp's wgmmas on the stage have completed (wait_group 0) and its codes and meta are
-      // in registers: the stage may be refilled once all 8 consumer warps say so.
-      __syncwarp();
-      if (lane == 0) mbarrier_arrive(empty_bar + 8 * stage);
-      if (++stage == L::kStages) stage = 0, phase ^= 1u;
-    }
-
-    // Accumulator element 4j + 2h + c: weight row row + 8h, token 8j + 2t + c (t = lane % 4).
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
+          for (int c = 0; c < 2; ++c) {
+            const int m = m0 + 8 * j + 2 * (lane % 4) + c;
+            if (m >= M) continue;
 #pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const int m = m0 + 8 * j + 2 * (lane % 4) + c;
-        if (m >= M) continue;
-        const float s = act_scale != nullptr ? act_scale[m] : 1.0f;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int n = n_tile * kTileN + row + 8 * h;
-          if (n < N) y[static_cast<size_t>(m) * N + n] = total[4 * j + 2 * h + c] * s;
+            for (int h = 0; h < 2; ++h) {
+              const int n = n_tile * kTileN + row + 8 * h;
+              if (n >= N) continue;
+              float& out = y[static_cast<size_t>(m) * N + n];
+              out = pass == 0 ? acc[4 * j + 2 * h + c] * scale[h] : __fmaf_rn(acc[4 * j + 2 * h + c], scale[h], out);
+            }
+          }
         }
       }
     }
@@ -511,7 +588,7 @@ Mxfp4Sm90Packed mxfp4_sm90_repack(Sm90Operand op, const uint8_t* codes, const ui
   p.K = K;
   p.codes.assign(Np / kGroupRows * KT * kGroupTileBytes, 0);
   p.meta.assign(Np * KT * kMetaBytes, 0);
-  p.passes.assign(Np / kRowsPerWarpgroup * KT, 0);
+  p.passes.assign(op == Sm90Operand::e4m3 ? Np / kRowsPerWarpgroup * KT : Np / kTileN, 0);
   // Row 0's positions within its first K-tile (position 0 is byte 0); row n's K-tile from k0 adds
   // its own first position to all of them.
   NibblePosition in_tile[kTileK];
@@ -525,39 +602,83 @@ Mxfp4Sm90Packed mxfp4_sm90_repack(Sm90Operand op, const uint8_t* codes, const ui
         p.codes[tile_offset + pos.byte] |= static_cast<uint8_t>(code << (4 * pos.nibble));
       }
     }
-  for (size_t n = 0; n < N; ++n)
-    for (size_t kt = 0; kt < KT; ++kt) {
-      uint8_t* m = &p.meta[(((n / kTileN) * KT + kt) * kTileN + n % kTileN) * kMetaBytes];
-      // Blocks that carry a value: a non-zero magnitude somewhere, or a NaN scale.
-      int live[kBlocksPerTile], exps[kBlocksPerTile];
-      int nlive = 0;
-      for (size_t j = 0; j < kBlocksPerTile && kt * kBlocksPerTile + j < blocks; ++j) {
-        const size_t b = kt * kBlocksPerTile + j;
-        const uint8_t e = scales[n * blocks + b];
-        bool nonzero = e == kE8M0Nan;
-        for (size_t i = 0; i < kMxBlock / 2; ++i) nonzero |= (codes[n * (K / 2) + b * 16 + i] & 0x77) != 0;
-        if (nonzero) live[nlive++] = static_cast<int>(j), exps[j] = e;
-      }
-      int pass = 0;
-      while (nlive > 0) {
-        int base = 0;
-        for (int i = 0; i < nlive; ++i) base = std::max(base, exps[live[i]]);
-        int kept = 0;
-        for (int i = 0; i < nlive; ++i) {
-          const int j = live[i];
-          if (base - exps[j] <= window)
-            m[j] = static_cast<uint8_t>(pass << 6 | (base - exps[j]));
-          else
-            live[kept++] = j;
+  // Blocks that carry a value: a non-zero magnitude somewhere, or a NaN scale.
+  const auto carries_value = [&](size_t n, size_t b) {
+    bool nonzero = scales[n * blocks + b] == kE8M0Nan;
+    for (size_t i = 0; i < kMxBlock / 2; ++i) nonzero |= (codes[n * (K / 2) + b * 16 + i] & 0x77) != 0;
+    return nonzero;
+  };
+  if (op == Sm90Operand::e4m3) {
+    for (size_t n = 0; n < N; ++n)
+      for (size_t kt = 0; kt < KT; ++kt) {
+        uint8_t* m = &p.meta[(((n / kTileN) * KT + kt) * kTileN + n % kTileN) * kMetaBytes];
+        int live[kBlocksPerTile], exps[kBlocksPerTile];
+        int nlive = 0;
+        for (size_t j = 0; j < kBlocksPerTile && kt * kBlocksPerTile + j < blocks; ++j)
+          if (carries_value(n, kt * kBlocksPerTile + j))
+            live[nlive++] = static_cast<int>(j), exps[j] = scales[n * blocks + kt * kBlocksPerTile + j];
+        int pass = 0;
+        while (nlive > 0) {
+          int base = 0;
+          for (int i = 0; i < nlive; ++i) base = std::max(base, exps[live[i]]);
+          int kept = 0;
+          for (int i = 0; i < nlive; ++i) {
+            const int j = live[i];
+            if (base - exps[j] <= window)
+              m[j] = static_cast<uint8_t>(pass << 6 | (base - exps[j]));
+            else
+              live[kept++] = j;
+          }
+          m[kBlocksPerTile + pass] = static_cast<uint8_t>(base);
+          nlive = kept;
+          ++pass;
         }
-        m[kBlocksPerTile + pass] = static_cast<uint8_t>(base);
-        nlive = kept;
-        ++pass;
+        if (pass > 1) ++p.out_of_window;
+        uint8_t& tile_passes = p.passes[(n / kRowsPerWarpgroup) * KT + kt];
+        tile_passes = std::max(tile_passes, static_cast<uint8_t>(pass));
       }
-      if (pass > 1) ++p.out_of_window;
-      uint8_t& tile_passes = p.passes[(n / kRowsPerWarpgroup) * KT + kt];
-      tile_passes = std::max(tile_passes, static_cast<uint8_t>(pass));
+  } else {
+    // Passes per row over all of K (at most 3, gemm_wgmma.h); every K-tile's meta of the row holds
+    // the pass bases, and its blocks' exponent fields and passes.
+    std::vector<size_t> live, left;
+    for (size_t n = 0; n < N; ++n) {
+      live.clear();
+      for (size_t b = 0; b < blocks; ++b)
+        if (carries_value(n, b)) live.push_back(b);
+      uint8_t bases[3] = {0, 0, 0};
+      std::vector<uint8_t> field(blocks, 0), pass_of(blocks, 0);
+      int pass = 0;
+      for (; !live.empty(); ++pass) {
+        int base = 0;
+        for (const size_t b : live) base = std::max(base, static_cast<int>(scales[n * blocks + b]));
+        left.clear();
+        for (const size_t b : live) {
+          const int shift = base - scales[n * blocks + b];
+          if (shift <= window)
+            field[b] = static_cast<uint8_t>(253 - shift), pass_of[b] = static_cast<uint8_t>(pass);
+          else
+            left.push_back(b);
+        }
+        bases[pass] = static_cast<uint8_t>(base);
+        live.swap(left);
+      }
+      for (size_t kt = 0; kt < KT; ++kt) {
+        uint8_t* m = &p.meta[(((n / kTileN) * KT + kt) * kTileN + n % kTileN) * kMetaBytes];
+        bool beyond_first = false;
+        for (size_t j = 0; j < kBlocksPerTile && kt * kBlocksPerTile + j < blocks; ++j) {
+          const size_t b = kt * kBlocksPerTile + j;
+          m[j] = field[b];
+          m[7] |= static_cast<uint8_t>(pass_of[b] << (2 * j));
+          beyond_first |= pass_of[b] > 0;
+        }
+        std::copy(bases, bases + 3, m + kBlocksPerTile);
+        p.out_of_window += beyond_first;
+      }
+      // A tile of all-zero rows still sweeps once, writing its zeros.
+      uint8_t& tile_passes = p.passes[n / kTileN];
+      tile_passes = std::max(tile_passes, static_cast<uint8_t>(std::max(pass, 1)));
     }
+  }
   return p;
 }
 
