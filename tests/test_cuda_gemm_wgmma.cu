@@ -51,7 +51,7 @@ std::string sm90_unavailable_reason() {
 // How block exponents are drawn.
 enum class Scales {
   near,      // E8M0 in [120, 131]: every (row, K-tile) inside the FP8 window, a few zero blocks
-  spread,    // E8M0 in [40, 210]: most K-tiles need several passes in either operand type
+  spread,    // E8M0 in [40, 210]: most FP8 K-tiles and BF16 rows need several passes
   integer,   // E8M0 in {128, 129}: every weight an integer (E2M1 · 2 or · 4)
 };
 
@@ -175,15 +175,17 @@ void reference(Sm90Operand op, const Activations& a, size_t M, size_t K, const W
 
 // Derived limit, as a fraction of Σ|x·w| (the reference's own rounding is 2^−24 of |y|):
 //   products are exact in both paths (E4M3 · E4M3 and bf16 · bf16 fit the accumulator);
-//   a K-tile's 128 products are summed by the tensor core: for FP8, assume an accumulator with at
-//   least 13 fraction bits that may truncate, so ≤ 127 · 2^−13 (the recursive-summation bound
-//   (n − 1)·u); for BF16 an f32 accumulator, ≤ 127 · 2^−23;
+//   FP8: a K-tile's 128 products are summed by the tensor core, assumed to keep at least 13
+//   fraction bits and maybe truncate: ≤ 127 · 2^−13 (the recursive-summation bound (n − 1)·u);
 //   each K-tile's promotion is an f32 fma (exact power-of-two scale): ≤ KT · 2^−24; the epilogue's
 //   token scale and the reference's rounding: 2 · 2^−24.
+//   BF16: a pass sums all K products in the tensor core's f32 accumulator (maybe truncating):
+//   ≤ (K − 1) · 2^−23; the first pass's scale is an exact power of two, each later pass (at most
+//   2) adds with an f32 fma: 2 · 2^−24; the reference's rounding: 2^−24.
 double tolerance_fraction(Sm90Operand op, size_t K) {
+  if (op == Sm90Operand::bf16) return static_cast<double>(K - 1) * 0x1p-23 + 3.0 * 0x1p-24;
   const double kt = static_cast<double>((K + 127) / 128);
-  const double tile = 127.0 * (op == Sm90Operand::e4m3 ? 0x1p-13 : 0x1p-23);
-  return tile + (kt + 2.0) * 0x1p-24;
+  return 127.0 * 0x1p-13 + (kt + 2.0) * 0x1p-24;
 }
 
 void check_gemm(Sm90Operand op, size_t M, Scales mode, bool integer, uint64_t seed,
@@ -305,26 +307,40 @@ TEST(Sm90Repack, CodesAndExponentsRoundTrip) {
         }
       EXPECT_EQ(rebuilt, p.codes);
       // Every block that carries a value: e = base[pass] − shift, within the operand's window,
-      // pass below its 64-row tile's pass count; pass 0's base is the row's largest live exponent.
+      // pass below its tile's pass count; pass 0's base is the largest live exponent of the
+      // row's K-tile (FP8) or of the whole row (BF16, whose every K-tile repeats the row's bases).
       const size_t KT = (kK + 127) / 128, blocks = kK / 32;
-      const int window = op == Sm90Operand::e4m3 ? 14 : 63;
-      for (size_t n = 0; n < kN; ++n)
+      const bool fp8 = op == Sm90Operand::e4m3;
+      const int window = fp8 ? 14 : 125;
+      for (size_t n = 0; n < kN; ++n) {
+        int row_largest = -1;
+        const uint8_t* first = &p.meta[((n / 128) * KT * 128 + n % 128) * 8];  // K-tile 0
         for (size_t kt = 0; kt < KT; ++kt) {
           const uint8_t* m = &p.meta[(((n / 128) * KT + kt) * 128 + n % 128) * 8];
+          if (!fp8) EXPECT_TRUE(std::equal(m + 4, m + 7, first + 4)) << "row " << n << " K-tile " << kt;
           int largest = -1;
           for (size_t j = 0; j < 4 && kt * 4 + j < blocks; ++j) {
             const size_t b = kt * 4 + j;
             bool live = false;
             for (size_t i = 0; i < 16; ++i) live |= (w.codes[n * kK / 2 + b * 16 + i] & 0x77) != 0;
-            if (!live) continue;
-            const int e = w.scales[n * blocks + b], pass = m[j] >> 6, shift = m[j] & 63;
+            if (!live) {
+              if (!fp8) EXPECT_EQ(0, m[j]) << "row " << n << " block " << b;  // widens to ±0
+              continue;
+            }
+            const int e = w.scales[n * blocks + b];
+            const int pass = fp8 ? m[j] >> 6 : (m[7] >> (2 * j)) & 3;
+            const int shift = fp8 ? m[j] & 63 : 253 - m[j];
             largest = std::max(largest, e);
+            EXPECT_GE(shift, 0);
             EXPECT_LE(shift, window);
             EXPECT_EQ(e, m[4 + pass] - shift) << "row " << n << " block " << b;
-            EXPECT_LT(pass, p.passes[(n / 64) * KT + kt]);
+            EXPECT_LT(pass, fp8 ? p.passes[(n / 64) * KT + kt] : p.passes[n / 128]);
           }
-          if (largest >= 0) EXPECT_EQ(largest, m[4]) << "row " << n << " K-tile " << kt;
+          if (fp8 && largest >= 0) EXPECT_EQ(largest, m[4]) << "row " << n << " K-tile " << kt;
+          row_largest = std::max(row_largest, largest);
         }
+        if (!fp8 && row_largest >= 0) EXPECT_EQ(row_largest, first[4]) << "row " << n;
+      }
       if (mode == Scales::spread) EXPECT_GT(p.out_of_window, 0u);
     }
 }

@@ -13,10 +13,13 @@
 // engine brings the activation tile [128 tokens × 128 K] through a tensor map (which writes the
 // swizzle and zero-fills rows past M and K past the end) and the tile's codes (8 KB) and meta (1 KB),
 // contiguous in the repacked layout, as two bulk copies; all complete on the stage's full barrier.
-// Each consumer warpgroup, per K-tile and pass: wait for full, widen, 4 (FP8, k32) or 8 (BF16, k16)
-// wgmmas into a fresh f32 accumulator, wait, promote into the f32 total times 2^(base − 127 − off)
-// per row, mark the stage empty. No block-wide barrier in the loop: the two warpgroups drift, so one's
-// widening and promotion overlap the other's wgmmas. The grid is persistent (one CTA per SM, output
+// Each consumer warpgroup, FP8, per K-tile and pass: wait for full, widen, 4 k32 wgmmas into a fresh
+// f32 accumulator, wait, promote into the f32 total times 2^(base − 127 − off) per row, mark the
+// stage empty. BF16, per pass (nearly always one): per K-tile, wait for full and issue 8 k16 wgmmas
+// into one accumulator over the whole K, each step widened once the same step of the previous
+// K-tile has retired, so a K-tile of wgmmas stays queued; the accumulator is scaled once when the
+// pass ends. No block-wide barrier in the loop: the two warpgroups drift, so one's widening (and
+// FP8's promotion) overlap the other's wgmmas. The grid is persistent (one CTA per SM, output
 // tiles taken in turn), so the producer fills the next tile's stages during the epilogue, which
 // multiplies by the token's activation scale and stores y[m, n] (rows of the accumulator are weight
 // rows n, its columns tokens m).
@@ -34,7 +37,7 @@
 namespace mxq {
 namespace {
 
-constexpr int kTileK = 128;                        // K per tile: promotion interval, base granularity
+constexpr int kTileK = 128;                        // K per tile (FP8: promotion interval, base granularity)
 constexpr int kBlocksPerTile = kTileK / kMxBlock;  // 4
 constexpr int kTileN = 128;                        // weight rows per CTA (2 warpgroups × 64)
 constexpr int kTileM = 128;                        // tokens per CTA (the wgmma N)
@@ -133,7 +136,7 @@ __device__ __forceinline__ uint32_t widen_e4m3(uint32_t w, uint2 lut) {
 
 // Byte kByte of w (2 E2M1 codes) -> bf16x2 of E2M1 · 2^−126 by bit placement (sign to bit 15, the
 // 3 magnitude bits to the bottom of the exponent: exact, the 0.5 code as a subnormal), then times
-// the block's 2^(e − base + 126) (a normal bf16, e − base ≥ −63): an exact product. fma with −0
+// the block's 2^(e − base + 126) (a normal bf16, e − base ≥ −125): an exact product, normal. fma with −0
 // keeps the sign of zero; bf16 fma keeps subnormal inputs. Placement: u · (2^6 + 2^18) puts the low
 // code's magnitude at bits 6-8 and the high code's at 22-24, u · (2^12 + 2^24) their signs at 15
 // and 31 (the shifted copies of the byte do not overlap, so the sums carry nothing).
@@ -416,6 +419,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         float acc[64];
         uint32_t bases_lo = 0, bases_hi = 0;  // the row's pass bases (the same in every K-tile)
         int in_flight = 0;                     // the stage read by the wgmmas not yet waited for
+        // Step s's fragment registers are read by its wgmma until a wait_group retires it: each
+        // step is its own commit group, and before step s of K-tile kt rewrites frag[s], wait_group
+        // 7 retires all but the newest 7 groups, i.e. up to step s of K-tile kt − 1. So the tensor
+        // core keeps up to 8 steps (a K-tile) queued while the next ones are widened.
+        uint32_t frag[kSteps][4];
         for (int kt = 0; kt < KT; ++kt) {
           mbarrier_wait(full_bar + 8 * stage, phase);
           const uint8_t* st = smem + stage * L::kBytes;
@@ -429,14 +437,15 @@ __global__ void __launch_bounds__(kThreads, 1)
           const uint32_t words_lo[4] = {c_lo.x, c_lo.y, c_lo.z, c_lo.w};
           const uint32_t words_hi[4] = {c_hi.x, c_hi.y, c_hi.z, c_hi.w};
           const uint32_t act_stage = smem_base + stage * L::kBytes;
-          uint32_t frag[kSteps][4];
 #pragma unroll
           for (int s = 0; s < kSteps; ++s) {
+            static_assert(kSteps == 8, "wait_group 7 below retires up to the same step of the last K-tile");
             // Two k16 steps per block: bytes 0, 1 of the block's word feed its first step, bytes
             // 2, 3 its second; in each, the first byte is k 2t..2t+1, the second k 8+2t..9+2t.
             const int blk = s / 2;
             const uint32_t mul_lo = bf16_block_multiplier(meta_lo, blk, pass);
             const uint32_t mul_hi = bf16_block_multiplier(meta_hi, blk, pass);
+            asm volatile("wgmma.wait_group.sync.aligned 7;\n" ::: "memory");
             if (s % 2 == 0) {
               frag[s][0] = widen_bf16x2<0>(words_lo[blk], mul_lo);
               frag[s][1] = widen_bf16x2<0>(words_hi[blk], mul_hi);
@@ -454,11 +463,10 @@ __global__ void __launch_bounds__(kThreads, 1)
             const uint64_t desc =
                 smem_descriptor_sw128(act_stage + s * 32 / 128 * L::kAtomBytes + s * 32 % 128);
             wgmma_m64n128k16_bf16(acc, frag[s], desc, kt > 0 || s > 0);
+            asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
           }
-          asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-          // K-tile kt − 1's wgmmas are done: its stage may be refilled once all 8 consumer warps
-          // say so (its codes and meta were read into registers before).
-          asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+          // The wait before step 7 retired all of K-tile kt − 1's wgmmas: its stage may be
+          // refilled once all 8 consumer warps say so (codes and meta were read into registers).
           if (kt > 0) {
             __syncwarp();
             if (lane == 0) mbarrier_arrive(empty_bar + 8 * in_flight);

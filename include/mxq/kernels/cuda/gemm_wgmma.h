@@ -7,30 +7,38 @@
 //   W4A16 (gemm_mxfp4_w4a16_sm90): x BF16 [M, K]; BF16 wgmma (HGMMA). The exact fallback: no
 //         activation quantization.
 //
-// The weight is widened in registers, exactly, with its block exponent folded in relative to a base:
-// for each output row n and K-tile of 128 (four 32-blocks), base = the largest E8M0 exponent of the
-// row's blocks in the tile (blocks whose codes are all ±0 carry no value and are ignored), and a block
-// of exponent e enters the tensor core as E2M1 × 2^(e − base + off), which is exact while
-// e − base ≥ −window:
-//   FP8:  off = 6, window 14. E2M1 magnitudes are {1, 2, 3, 4, 6, 8, 12} · 2^−1, at most two
-//         significant bits, so E2M1 · 2^j is exact in E4M3 iff its smallest non-zero value 2^(j−1) is
-//         at least E4M3's smallest subnormal 2^−9 (j ≥ −8) and its largest 6 · 2^j = 1.5 · 2^(j+2) is at
-//         most 448 = 1.75 · 2^8 (j ≤ 6); j = d + 6 with d = e − base ∈ [−14, 0].
-//   BF16: off = 0, window 63: E2M1 · 2^d for d ∈ [−63, 0] is a normal bf16. (Folding the block
-//         exponent relative to the base also keeps E8M0 253 and 254, whose E2M1 · 2^(e − 127) would
-//         overflow bf16, exact: the power 2^(base − 127) is applied in f32.)
-// The tensor core sums one K-tile into a fresh accumulator; it is then promoted, per output column n,
-// into an f32 accumulator times 2^(base − 127 − off) (every 128 of K: FP8 wgmma accumulates with
-// fewer mantissa bits than f32). The per-token activation scale multiplies y in the epilogue.
+// The weight is widened in registers, exactly, with its block exponent folded in relative to a base
+// (blocks whose codes are all ±0 carry no value and are ignored): a block of exponent e enters the
+// tensor core as E2M1 × 2^(e − base + off), which is exact while e − base ≥ −window.
+//   FP8:  base per output row n and K-tile of 128 (four 32-blocks): the largest exponent of the row's
+//         blocks in the tile. off = 6, window 14. E2M1 magnitudes are {1, 2, 3, 4, 6, 8, 12} · 2^−1, at
+//         most two significant bits, so E2M1 · 2^j is exact in E4M3 iff its smallest non-zero value
+//         2^(j−1) is at least E4M3's smallest subnormal 2^−9 (j ≥ −8) and its largest
+//         6 · 2^j = 1.5 · 2^(j+2) is at most 448 = 1.75 · 2^8 (j ≤ 6); j = d + 6, d = e − base ∈ [−14, 0].
+//         The tensor core sums one K-tile into a fresh accumulator (FP8 wgmma accumulates with fewer
+//         mantissa bits than f32), which is then promoted, per row n, into an f32 total times
+//         2^(base − 127 − off).
+//   BF16: base per output row over all of K (bf16 has f32's exponent range). off = 0, window 125:
+//         E2M1 · 2^d is a multiple of 2^(d−1) with at most 2 significant bits, so it is exact in bf16
+//         (smallest subnormal 2^−133) for d ≥ −132 and a normal bf16 for d ≥ −125 (its smallest value
+//         0.5 · 2^−125 = 2^−126); the window keeps the tensor core's weights normal. The accumulator
+//         then sums the whole K in f32 and is scaled once, by 2^(base − 127), in the epilogue. (Folding
+//         the exponent relative to the base also keeps E8M0 253 and 254, whose E2M1 · 2^(e − 127) would
+//         overflow bf16, exact.) Real weights span far fewer than 125 binades in a row.
+// The per-token activation scale (FP8) multiplies y in the epilogue.
 //
-// Blocks below the window are not flushed: the repack splits a (row, K-tile) into passes, greedily —
+// Blocks below the window are not flushed: the repack splits a base's span into passes, greedily —
 // pass 0 takes the blocks within the window of the largest exponent, pass 1 the blocks within the
-// window of the largest exponent left, and so on (at most 4: a K-tile has 4 blocks). Each block
-// records its pass and shift, each (row, K-tile) its passes' bases, and each 64-row tile of the
-// kernel the number of passes of its K-tile (its rows' maximum); a K-tile with two passes runs the
-// tensor core twice, each time with only that pass's blocks non-zero, and promotes each with its
-// own base. An E8M0 of 0xFF (NaN) is its own base, whose promotion factor is NaN, so the rows it
-// touches come out NaN as in the reference.
+// window of the largest exponent left, and so on. Each pass runs the tensor core with only that
+// pass's blocks non-zero and is scaled by its own base:
+//   FP8:  per (row, K-tile), at most 4 passes (4 blocks); each 64-row tile of the kernel records the
+//         number of passes of its K-tile (its rows' maximum), and a K-tile with two runs the tensor
+//         core twice on it, promoting each pass with its base.
+//   BF16: per row over all of K, at most 3 passes (pass p's base is at most 255 − 126·p and the
+//         exponents are ≥ 0); each 128-row tile records its rows' maximum, and the kernel sweeps
+//         the tile's whole K once per pass, adding each pass's scaled accumulator into y.
+// An E8M0 of 0xFF (NaN) is its own base, whose scale is NaN, so the rows it touches come out NaN as
+// in the reference.
 //
 // Repacked weight layout (mxfp4_sm90_repack; N padded to a multiple of 128, K to a multiple of 128
 // with zero codes; KT = K-tiles):
@@ -38,9 +46,15 @@
 //          group (n % 128) / 16, half (n % 16) / 8 and lane 4 · (n % 8) + t, the 16 bytes that thread
 //          t of the warp widens into its wgmma A fragments for the tile's steps (a tile's K-tile is
 //          8 KB in one piece, one bulk copy); the element order is mxfp4_sm90_code_position's.
-//   meta   [N/128][KT][128] × 8 bytes: per (row, K-tile) 4 block bytes (pass << 6 | (base − e)) and
-//          the 4 pass bases (E8M0; 0 where unused).
-//   passes [N/64][KT]: the number of passes of a 64-row tile's K-tile (0 where every block is zero).
+//   meta   [N/128][KT][128] × 8 bytes, per (row, K-tile):
+//          FP8:  4 block bytes (pass << 6 | (base − e)) and the 4 pass bases (E8M0; 0 where unused).
+//          BF16: 4 block bytes 253 − (base − e) (the exponent field of the bf16 multiplier
+//                2^(126 − (base − e)); 0 for a block that carries no value), the row's 3 pass bases
+//                (the same in every K-tile; 0 where unused) and a byte of the 4 blocks' passes
+//                (2 bits each, block j at bits 2j).
+//   passes FP8:  [N/64][KT]: the number of passes of a 64-row tile's K-tile (0 where every block is
+//                zero).
+//          BF16: [N/128]: the number of passes (K sweeps) of a 128-row tile, at least 1.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -60,7 +74,7 @@ struct Mxfp4Sm90Packed {
   Sm90Operand op = Sm90Operand::e4m3;
   size_t N = 0, K = 0;
   std::vector<uint8_t> codes, meta, passes;
-  size_t out_of_window = 0;  // (row, K-tile) pairs that needed more than one pass
+  size_t out_of_window = 0;  // (row, K-tile) pairs with a block outside pass 0
 };
 
 // The same, in device memory (pointers owned by the caller).
