@@ -43,8 +43,9 @@ std::vector<int> parse_list(const char* s) {
 }
 
 // Every MXFP4 linear weight (U8 "X.weight" with a U8 "X.weight_scale") repacked for both operand
-// types: the (row, K-tile) pairs that need a second pass, and the (64-row tile, K-tile) pairs that
-// the kernel runs twice.
+// types: the (row, K-tile) pairs that need a second pass, and the units the kernel runs more than
+// once (W4A8: a 64-row tile's K-tile, base per row and K-tile, 14 binades; W4A16: a 128-row tile's
+// sweep over K, base per row, 125 binades; gemm_wgmma.h).
 int window_stats(const char* path) {
   using namespace mxq;
   const io::SafetensorsFile file(path);
@@ -64,10 +65,12 @@ int window_stats(const char* path) {
         multi += n > 1;
       }
     }
+    const bool fp8 = op == Sm90Operand::e4m3;
     std::printf("%s: %zu matrices; (row, K-tile) pairs out of window: %zu of %zu (%.4f%%); "
-                "(64-row tile, K-tile) pairs run twice or more: %zu of %zu (%.3f%%)\n",
-                op == Sm90Operand::e4m3 ? "W4A8 (window 14)" : "W4A16 (window 63)", matrices, out,
-                row_tiles, 100.0 * out / row_tiles, multi, tiles, 100.0 * multi / tiles);
+                "%s run twice or more: %zu of %zu (%.3f%%)\n",
+                fp8 ? "W4A8 (14 binades per row and K-tile)" : "W4A16 (125 binades per row)", matrices,
+                out, row_tiles, 100.0 * out / row_tiles,
+                fp8 ? "(64-row tile, K-tile) pairs" : "128-row tiles", multi, tiles, 100.0 * multi / tiles);
   }
   return 0;
 }
