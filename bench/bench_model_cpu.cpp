@@ -15,7 +15,9 @@
 // embedding row; GB/s = that × decode tokens/s (the weight stream decode must read; the KV cache,
 // 8.8 MB per token for SmolLM2 at 192 positions, is not counted).
 //
-//   bench_model_cpu [--prompt N] [--decode N] [--reps N] [--threads T] [LABEL=]MODEL_DIR ...
+//   bench_model_cpu [--prompt N] [--decode N] [--reps N] [--threads T] [--merge-linears 0|1]
+//                   [LABEL=]MODEL_DIR ...   (--merge-linears 0: the models after it run q/k/v and
+//                   gate/up as separate layers, to show what merging them gives)
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -37,22 +39,34 @@ using Clock = std::chrono::steady_clock;
 struct Args {
   size_t prompt = 128, decode = 64;
   int reps = 5, threads = 0;
-  std::vector<std::pair<std::string, std::string>> models;  // label, directory
+  struct Model {
+    std::string label, dir;
+    bool merge_linears = true;
+  };
+  std::vector<Model> models;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   fmt::print(stderr, "{}\nusage: bench_model_cpu [--prompt N] [--decode N] [--reps N] [--threads T] "
-                     "[LABEL=]MODEL_DIR ...\n", why);
+                     "[--merge-linears 0|1] [LABEL=]MODEL_DIR ...\n"
+                     "  --merge-linears 0: the models named after it run q/k/v and gate/up as separate "
+                     "layers (default 1: merged)\n", why);
   std::exit(2);
 }
 
 Args parse(int argc, char** argv) {
   Args a;
+  bool merge = true;
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     if (k.starts_with("--")) {
       if (i + 1 >= argc) usage("missing value after " + k);
       const long v = std::atol(argv[++i]);
+      if (k == "--merge-linears") {
+        if (v != 0 && v != 1) usage("--merge-linears takes 0 or 1");
+        merge = v == 1;
+        continue;
+      }
       if (v <= 0 && k != "--threads") usage(k + " needs a positive number");
       if (k == "--prompt") a.prompt = static_cast<size_t>(v);
       else if (k == "--decode") a.decode = static_cast<size_t>(v);
@@ -62,8 +76,8 @@ Args parse(int argc, char** argv) {
       continue;
     }
     const size_t eq = k.find('=');
-    if (eq == std::string::npos) a.models.emplace_back(k.substr(k.find_last_of('/') + 1), k);
-    else a.models.emplace_back(k.substr(0, eq), k.substr(eq + 1));
+    if (eq == std::string::npos) a.models.push_back({k.substr(k.find_last_of('/') + 1), k, merge});
+    else a.models.push_back({k.substr(0, eq), k.substr(eq + 1), merge});
   }
   if (a.models.empty()) usage("no model directory given");
   return a;
@@ -115,11 +129,12 @@ int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   std::vector<Entry> models;
   try {
-    for (const auto& [label, dir] : a.models) {
+    for (const Args::Model& m : a.models) {
       runtime::ModelOptions opt;
       opt.threads = a.threads;
       opt.max_seq = a.prompt + a.decode;
-      models.push_back({label, std::make_unique<runtime::Model>(dir, opt), {}, {}, {}, 0});
+      opt.merge_linears = m.merge_linears;
+      models.push_back({m.label, std::make_unique<runtime::Model>(m.dir, opt), {}, {}, {}, 0});
     }
   } catch (const Error& e) {
     fmt::print(stderr, "error: {}\n", e.what());

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -321,6 +322,69 @@ TEST(RuntimeModel, EveryModeMatchesReferencePath) {
       EXPECT_LE(d.max_abs, kModeVsRef[static_cast<int>(mode)] * std::max(1.0, d.max_ref));
     }
   }
+}
+
+// q/k/v and gate/up run as one merged method each (merge_linear_methods): the same logits as the
+// layers run one by one, up to summation order (a row's reduction may take the GEMV's 4-row or
+// 1-row path depending on where it falls in the stacked matrix): kVsTorch's derivation. Covers BF16,
+// every MXFP4 mode, a model with some layers excluded, and q/k/v biases (Qwen2).
+TEST(RuntimeModel, MergedLinearsMatchSeparateOnes) {
+  const std::vector<int32_t> t{1, 17, 42, 100, 5, 99, 127, 55, 3, 64};  // < every fixture's vocab
+  struct Case { std::string dir; std::optional<Mxfp4Mode> mode; };
+  for (const Case& c : {Case{kBf16, {}}, {kDefault, Mxfp4Mode::w4a16}, {kDefault, Mxfp4Mode::w4a8},
+                        {kDefault, Mxfp4Mode::w4a4}, {kMlpOnly, {}}, {kFixtures + "/tiny_qwen2_bf16", {}}}) {
+    SCOPED_TRACE(c.dir + (c.mode ? std::string(" ") + mxfp4_mode_name(*c.mode) : ""));
+    ModelOptions separate = opts(2, c.mode);
+    separate.merge_linears = false;
+    Model a(c.dir, opts(2, c.mode)), b(c.dir, separate);
+    const std::vector<std::string> da = a.describe_layers(), db = b.describe_layers();
+    EXPECT_NE(da[0].find("[merged: q_proj+k_proj+v_proj]"), std::string::npos) << da[0];
+    EXPECT_NE(da[4].find("[merged: gate_proj+up_proj]"), std::string::npos) << da[4];
+    EXPECT_EQ(db[0].find("merged"), std::string::npos) << db[0];
+    EXPECT_EQ(a.weight_bytes_per_token(), b.weight_bytes_per_token());
+    const Tensor la = a.forward(t, 0), lb = b.forward(t, 0);
+    const Diff d = compare(la, rows_of(lb));
+    EXPECT_GT(d.max_ref, 0.0);
+    EXPECT_LE(d.max_abs, kVsTorch * std::max(1.0, d.max_ref));
+    const Tensor sa = a.forward(std::span(t).first(1), t.size(), false);  // a decode step (M = 1)
+    const Tensor sb = b.forward(std::span(t).first(1), t.size(), false);
+    EXPECT_LE(compare(sa, rows_of(sb)).max_abs, kVsTorch * std::max(1.0, d.max_ref));
+  }
+}
+
+// Parts whose activations are quantized differently cannot share one GEMM: with static FP8 input
+// scales that differ between q and k/v, q/k/v stay separate (gate/up, alike, still merge) and the
+// model gives the logits of the unmerged one.
+TEST(RuntimeModel, MergeRefusesDifferentInputScales) {
+  const fs::path dir = temp_dir("w4a8_static");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  {
+    const io::HfCheckpoint src(kW4A8);
+    io::SafetensorsWriter w;
+    for (const io::TensorView* v : src.tensors()) w.add(v->name, v->dtype, v->shape, v->data);
+    std::vector<std::vector<uint8_t>> scales;
+    for (size_t l = 0; l < src.config()["num_hidden_layers"].get<size_t>(); ++l)
+      for (const auto& [proj, s] : {std::pair{"q_proj", 0.02f}, {"k_proj", 0.03f}, {"v_proj", 0.03f}}) {
+        scales.emplace_back(sizeof(float));
+        std::memcpy(scales.back().data(), &s, sizeof(float));
+        w.add(fmt::format("model.layers.{}.self_attn.{}.input_scale", l, proj), io::DType::f32, {},
+              std::span<const uint8_t>(scales.back()));
+      }
+    w.write((dir / "model.safetensors").string());
+    for (const auto& e : fs::directory_iterator(kW4A8))
+      if (e.path().filename() != "model.safetensors") fs::copy_file(e.path(), dir / e.path().filename());
+  }
+  ModelOptions separate = opts(2);
+  separate.merge_linears = false;
+  Model a(dir.string(), opts(2)), b(dir.string(), separate);
+  const std::vector<std::string> da = a.describe_layers();
+  EXPECT_EQ(da[0].find("merged"), std::string::npos) << da[0];
+  EXPECT_NE(da[0].find("static input_scale"), std::string::npos) << da[0];
+  EXPECT_NE(da[4].find("[merged: gate_proj+up_proj]"), std::string::npos) << da[4];
+  const std::vector<int32_t> t{1, 17, 42, 200, 5, 99};
+  const Diff d = compare(a.forward(t, 0), rows_of(b.forward(t, 0)));
+  EXPECT_LE(d.max_abs, kVsTorch * std::max(1.0, d.max_ref));
 }
 
 TEST(QuantConfig, ModeFromCheckpoint) {

@@ -71,6 +71,44 @@ const float* with_pre_quant_scale(const float* x, size_t M, size_t K, const std:
   return buf.data();
 }
 
+// The parts as Method, all reading the same in_features on the same path; empty if any part is
+// another method type or differs in either (merge_linear_methods' common conditions).
+template <class Method>
+std::vector<const Method*> same_method_parts(std::span<const LinearMethod* const> parts) {
+  std::vector<const Method*> r;
+  for (const LinearMethod* p : parts) {
+    const auto* m = dynamic_cast<const Method*>(p);
+    if (!m || (!r.empty() && !r.front()->mergeable_with(*m))) return {};
+    r.push_back(m);
+  }
+  return r;
+}
+
+// The merged layer's spec: the parts' rows stacked, prefixes joined by '+'.
+template <class Method>
+LinearSpec stacked_spec(const std::vector<const Method*>& parts) {
+  LinearSpec s;
+  s.in = parts.front()->spec().in;
+  for (const Method* p : parts) {
+    s.prefix += (s.prefix.empty() ? "" : "+") + p->spec().prefix;
+    s.out += p->spec().out;
+    s.bias = s.bias || p->spec().bias;
+  }
+  return s;
+}
+
+// The parts' biases stacked along N, zeros for a part without one; empty if none has one.
+template <class Method>
+std::vector<float> stacked_bias(const std::vector<const Method*>& parts) {
+  std::vector<float> b;
+  if (!stacked_spec(parts).bias) return b;
+  for (const Method* p : parts) {
+    if (p->bias().empty()) b.insert(b.end(), p->spec().out, 0.0f);
+    else b.insert(b.end(), p->bias().begin(), p->bias().end());
+  }
+  return b;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 class Unquantized final : public LinearMethod {
@@ -118,10 +156,31 @@ class Unquantized final : public LinearMethod {
     return spec_.in * spec_.out * (w_bf16_ ? 2 : 4);
   }
 
+  const LinearSpec& spec() const { return spec_; }
+  const std::vector<float>& bias() const { return bias_; }
+  bool mergeable_with(const Unquantized& o) const {
+    return path_ == o.path_ && spec_.in == o.spec_.in && (w_bf16_ != nullptr) == (o.w_bf16_ != nullptr);
+  }
+
+  // merge_linear_methods for Unquantized parts: the weights copied into one owned [Σ out, in].
+  static std::unique_ptr<LinearMethod> merge(const std::vector<const Unquantized*>& parts) {
+    auto m = std::make_unique<Unquantized>(parts.front()->path_);
+    m->spec_ = stacked_spec(parts);
+    m->bias_ = stacked_bias(parts);
+    for (const Unquantized* p : parts) {
+      const size_t n = p->spec_.out * p->spec_.in;
+      if (p->w_bf16_) m->w_bf16_owned_.insert(m->w_bf16_owned_.end(), p->w_bf16_, p->w_bf16_ + n);
+      else m->w_f32_.insert(m->w_f32_.end(), p->w_f32_.begin(), p->w_f32_.end());
+    }
+    if (parts.front()->w_bf16_) m->w_bf16_ = m->w_bf16_owned_.data();
+    return m;
+  }
+
  private:
   KernelPath path_;
   LinearSpec spec_;
-  const bf16* w_bf16_ = nullptr;
+  const bf16* w_bf16_ = nullptr;      // the mapped checkpoint's, or w_bf16_owned_ (a merged layer)
+  std::vector<bf16> w_bf16_owned_;
   std::vector<float> w_f32_;
   std::vector<float> bias_;
 };
@@ -176,6 +235,35 @@ class BlockQuantLinear : public LinearMethod {
   }
 
   size_t weight_bytes() const override { return codes_.size() + scales_.size(); }
+
+  Mxfp4Mode mode() const { return mode_; }
+  KernelPath path() const { return path_; }
+  const LinearSpec& spec() const { return spec_; }
+  const std::vector<float>& bias() const { return bias_; }
+  // Same format, mode and path, and the same activation scaling (what apply does to x before the
+  // GEMM) and tensor scale, so that one apply over the stacked rows is each part's apply.
+  bool mergeable_with(const BlockQuantLinear& o) const {
+    return f_.stored == o.f_.stored && mode_ == o.mode_ && path_ == o.path_ && spec_.in == o.spec_.in &&
+           tensor_scale_ == o.tensor_scale_ && input_scale_ == o.input_scale_ &&
+           pre_quant_scale_ == o.pre_quant_scale_;
+  }
+
+  // merge_linear_methods for parts of one BlockQuantLinear type: codes and scales stacked by row
+  // (both layouts are row-major [N, …]). `into` is a fresh method of the parts' type.
+  static std::unique_ptr<LinearMethod> merge(const std::vector<const BlockQuantLinear*>& parts,
+                                             std::unique_ptr<BlockQuantLinear> into) {
+    const BlockQuantLinear& first = *parts.front();
+    into->spec_ = stacked_spec(parts);
+    into->bias_ = stacked_bias(parts);
+    for (const BlockQuantLinear* p : parts) {
+      into->codes_.insert(into->codes_.end(), p->codes_.begin(), p->codes_.end());
+      into->scales_.insert(into->scales_.end(), p->scales_.begin(), p->scales_.end());
+    }
+    into->tensor_scale_ = first.tensor_scale_;
+    into->pre_quant_scale_ = first.pre_quant_scale_;
+    into->input_scale_ = first.input_scale_;
+    return into;
+  }
 
  protected:
   Format f_;
@@ -271,6 +359,18 @@ std::unique_ptr<LinearMethod> make_mxfp4_linear(Mxfp4Mode mode, KernelPath path)
 }
 std::unique_ptr<LinearMethod> make_nvfp4_linear(Mxfp4Mode mode, KernelPath path) {
   return std::make_unique<Nvfp4Linear>(mode, path);
+}
+
+std::unique_ptr<LinearMethod> merge_linear_methods(std::span<const LinearMethod* const> parts) {
+  if (parts.empty()) return nullptr;
+  if (auto u = same_method_parts<Unquantized>(parts); !u.empty()) return Unquantized::merge(u);
+  auto q = same_method_parts<BlockQuantLinear>(parts);
+  if (q.empty()) return nullptr;
+  const auto& first = *q.front();
+  std::unique_ptr<BlockQuantLinear> into;
+  if (dynamic_cast<const Mxfp4Linear*>(&first)) into = std::make_unique<Mxfp4Linear>(first.mode(), first.path());
+  else into = std::make_unique<Nvfp4Linear>(first.mode(), first.path());
+  return BlockQuantLinear::merge(q, std::move(into));
 }
 
 LoadedWeights find_weights(const std::vector<WeightParam>& params,

@@ -141,12 +141,35 @@ std::vector<float> rope_inv_freq(const RopeConfig& r, size_t head_dim) {
 
 struct Model::Layer {
   std::vector<float> attn_norm, mlp_norm, q_norm, k_norm;
-  Linear q, k, v, o, gate, up, down;
+  LinearGroup qkv, gate_up;
+  Linear o, down;
 };
 
 void Model::Linear::operator()(const Tensor& x, Tensor& y, ThreadPool* pool) const {
   y.resize(x.rows(), out);
   method->apply(x.data(), x.rows(), y.data(), pool);
+}
+
+void Model::LinearGroup::operator()(const Tensor& x, Tensor& y, Tensor& part_out, ThreadPool* pool) const {
+  const size_t M = x.rows();
+  y.resize(M, out);
+  if (merged) {
+    merged->apply(x.data(), M, y.data(), pool);
+    return;
+  }
+  size_t col = 0;
+  for (const Linear& p : parts) {
+    p(x, part_out, pool);
+    for (size_t m = 0; m < M; ++m) std::copy_n(part_out.row(m), p.out, y.row(m) + col);
+    col += p.out;
+  }
+}
+
+size_t Model::LinearGroup::weight_bytes() const {
+  if (merged) return merged->weight_bytes();
+  size_t n = 0;
+  for (const Linear& p : parts) n += p.method->weight_bytes();
+  return n;
 }
 
 Model::Linear Model::make_linear(const LinearSpec& spec) {
@@ -157,7 +180,28 @@ Model::Linear Model::make_linear(const LinearSpec& spec) {
   l.method = qcfg_.linear_method(spec.prefix);
   const LoadedWeights w = find_weights(l.method->create_weights(spec), by_name_, ck_.dir());
   l.method->process_weights_after_loading(w);
+  l.description = l.method->describe();
   return l;
+}
+
+Model::LinearGroup Model::make_group(std::vector<Linear> parts, bool merge) {
+  LinearGroup g;
+  std::vector<const LinearMethod*> methods;
+  for (const Linear& p : parts) {
+    g.out += p.out;
+    methods.push_back(p.method.get());
+  }
+  if (merge) g.merged = merge_linear_methods(methods);
+  if (g.merged) {
+    std::vector<std::string> names;  // "q_proj", "k_proj", …
+    for (const Linear& p : parts) names.push_back(p.prefix.substr(p.prefix.rfind('.') + 1));
+    for (Linear& p : parts) {
+      p.method.reset();  // the merged method holds a copy of the weights
+      p.description += fmt::format(" [merged: {}]", fmt::join(names, "+"));
+    }
+  }
+  g.parts = std::move(parts);
+  return g;
 }
 
 Model::Model(const std::string& dir, const ModelOptions& opt) : ck_(dir) {
@@ -196,12 +240,15 @@ Model::Model(const std::string& dir, const ModelOptions& opt) : ck_(dir) {
       L.q_norm = io::dequantize(*dense(p + "self_attn.q_norm.weight", {c.head_dim}));
       L.k_norm = io::dequantize(*dense(p + "self_attn.k_norm.weight", {c.head_dim}));
     }
-    L.q = make_linear({p + "self_attn.q_proj", c.hidden, q_dim, c.qkv_bias, ""});
-    L.k = make_linear({p + "self_attn.k_proj", c.hidden, kv_dim, c.qkv_bias, ""});
-    L.v = make_linear({p + "self_attn.v_proj", c.hidden, kv_dim, c.qkv_bias, ""});
+    std::vector<Linear> qkv, gate_up;
+    qkv.push_back(make_linear({p + "self_attn.q_proj", c.hidden, q_dim, c.qkv_bias, ""}));
+    qkv.push_back(make_linear({p + "self_attn.k_proj", c.hidden, kv_dim, c.qkv_bias, ""}));
+    qkv.push_back(make_linear({p + "self_attn.v_proj", c.hidden, kv_dim, c.qkv_bias, ""}));
+    L.qkv = make_group(std::move(qkv), opt.merge_linears);
     L.o = make_linear({p + "self_attn.o_proj", q_dim, c.hidden, c.o_bias, ""});
-    L.gate = make_linear({p + "mlp.gate_proj", c.hidden, c.intermediate, c.mlp_bias, ""});
-    L.up = make_linear({p + "mlp.up_proj", c.hidden, c.intermediate, c.mlp_bias, ""});
+    gate_up.push_back(make_linear({p + "mlp.gate_proj", c.hidden, c.intermediate, c.mlp_bias, ""}));
+    gate_up.push_back(make_linear({p + "mlp.up_proj", c.hidden, c.intermediate, c.mlp_bias, ""}));
+    L.gate_up = make_group(std::move(gate_up), opt.merge_linears);
     L.down = make_linear({p + "mlp.down_proj", c.intermediate, c.hidden, c.mlp_bias, ""});
   }
   final_norm_ = io::dequantize(*dense("model.norm.weight", {c.hidden}));
@@ -221,9 +268,10 @@ Model::~Model() = default;
 std::vector<std::string> Model::describe_layers() const {
   std::vector<std::string> r;
   for (const Layer& L : layers_)
-    for (const Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
-      r.push_back(l->prefix + ": " + l->method->describe());
-  r.push_back(lm_head_.prefix + ": " + lm_head_.method->describe());
+    for (const Linear* l : {&L.qkv.parts[0], &L.qkv.parts[1], &L.qkv.parts[2], &L.o, &L.gate_up.parts[0],
+                            &L.gate_up.parts[1], &L.down})
+      r.push_back(l->prefix + ": " + l->description);
+  r.push_back(lm_head_.prefix + ": " + lm_head_.description);
   return r;
 }
 
@@ -241,8 +289,9 @@ Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool al
 
   using P = Profile;
   ThreadPool* pool = pool_.get();
-  const size_t H = c.hidden, hd = c.head_dim;
+  const size_t H = c.hidden, hd = c.head_dim, I = c.intermediate;
   const size_t group = c.heads / c.kv_heads;
+  const size_t q_dim = c.heads * hd, kv_dim = c.kv_heads * hd;  // k at column q_dim of qkv_, v after
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
   std::vector<float> cos_t(M * hd / 2), sin_t(M * hd / 2);
@@ -273,9 +322,7 @@ Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool al
     }
     {
       ProfileScope ps(profile_, P::qkv);
-      L.q(h_, q_, pool);
-      L.k(h_, k_, pool);
-      L.v(h_, v_, pool);
+      L.qkv(h_, qkv_, part_, pool);
     }
     {
       ProfileScope ps(profile_, P::norm_rope_residual);
@@ -283,12 +330,12 @@ Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool al
         const float* cs = cos_t.data() + m * hd / 2;
         const float* sn = sin_t.data() + m * hd / 2;
         for (size_t h = 0; h < c.heads; ++h) {
-          float* qh = q_.row(m) + h * hd;
+          float* qh = qkv_.row(m) + h * hd;
           if (c.qk_norm) rms_norm(qh, L.q_norm.data(), hd, c.rms_eps, qh);
           rope(qh, hd, cs, sn);
         }
         for (size_t h = 0; h < c.kv_heads; ++h) {
-          float* kh = k_.row(m) + h * hd;
+          float* kh = qkv_.row(m) + q_dim + h * hd;
           if (c.qk_norm) rms_norm(kh, L.k_norm.data(), hd, c.rms_eps, kh);
           rope(kh, hd, cs, sn);
         }
@@ -299,8 +346,8 @@ Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool al
       for (size_t m = 0; m < M; ++m)
         for (size_t h = 0; h < c.kv_heads; ++h) {
           const size_t at = (h * max_seq_ + start_pos + m) * hd;
-          std::copy_n(k_.row(m) + h * hd, hd, k_cache_[li].data() + at);
-          std::copy_n(v_.row(m) + h * hd, hd, v_cache_[li].data() + at);
+          std::copy_n(qkv_.row(m) + q_dim + h * hd, hd, k_cache_[li].data() + at);
+          std::copy_n(qkv_.row(m) + q_dim + kv_dim + h * hd, hd, v_cache_[li].data() + at);
         }
       // Causal grouped-query attention: query (m, h) sees positions 0 .. start_pos + m of KV head
       // h / group.
@@ -312,7 +359,7 @@ Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool al
         std::vector<float> scratch(ref ? 0 : start_pos + M);
         for (size_t it = b; it < e; ++it) {
           const size_t m = it / c.heads, h = it % c.heads, kvh = h / group;
-          const float* qh = q_.row(m) + h * hd;
+          const float* qh = qkv_.row(m) + h * hd;
           float* out = attn_.row(m) + h * hd;
           const float* kh = kc + kvh * max_seq_ * hd;
           const float* vh = vc + kvh * max_seq_ * hd;
@@ -332,17 +379,20 @@ Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool al
     }
     {
       ProfileScope ps(profile_, P::mlp_up);
-      L.gate(h_, gate_, pool);
-      L.up(h_, up_, pool);
+      L.gate_up(h_, gate_up_, part_, pool);
     }
     {
       ProfileScope ps(profile_, P::norm_rope_residual);
-      if (qcfg_.path == KernelPath::ref) silu_mul_ref(gate_.data(), up_.data(), gate_.size(), gate_.data());
-      else silu_mul(gate_.data(), up_.data(), gate_.size(), gate_.data());
+      act_.resize(M, I);
+      for (size_t m = 0; m < M; ++m) {
+        const float* g = gate_up_.row(m);
+        if (qcfg_.path == KernelPath::ref) silu_mul_ref(g, g + I, I, act_.row(m));
+        else silu_mul(g, g + I, I, act_.row(m));
+      }
     }
     {
       ProfileScope ps(profile_, P::mlp_down);
-      L.down(gate_, down_, pool);
+      L.down(act_, down_, pool);
     }
     ProfileScope ps(profile_, P::norm_rope_residual);
     for (size_t i = 0; i < M * H; ++i) x_.data()[i] += down_.data()[i];
@@ -362,18 +412,17 @@ Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool al
 }
 
 size_t Model::weight_bytes(Profile::Part part) const {
-  const auto sum = [&](std::initializer_list<Linear Layer::*> members) {
+  const auto sum = [&](auto member) {
     size_t n = 0;
-    for (const Layer& L : layers_)
-      for (Linear Layer::*l : members) n += (L.*l).method->weight_bytes();
+    for (const Layer& L : layers_) n += (L.*member).weight_bytes();
     return n;
   };
   switch (part) {
     case Profile::embedding: return cfg_.hidden * (embed_bf16_ ? sizeof(mxq::bf16) : sizeof(float));
-    case Profile::qkv: return sum({&Layer::q, &Layer::k, &Layer::v});
-    case Profile::o_proj: return sum({&Layer::o});
-    case Profile::mlp_up: return sum({&Layer::gate, &Layer::up});
-    case Profile::mlp_down: return sum({&Layer::down});
+    case Profile::qkv: return sum(&Layer::qkv);
+    case Profile::o_proj: return sum(&Layer::o);
+    case Profile::mlp_up: return sum(&Layer::gate_up);
+    case Profile::mlp_down: return sum(&Layer::down);
     case Profile::lm_head: return lm_head_.method->weight_bytes();
     default: return 0;
   }

@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,6 +77,15 @@ std::unique_ptr<LinearMethod> make_unquantized_linear(KernelPath path);
 std::unique_ptr<LinearMethod> make_mxfp4_linear(Mxfp4Mode mode, KernelPath path);
 // W4A16 or W4A4 (W4A8 is an error: NVFP4 weights with FP8 activations are not implemented).
 std::unique_ptr<LinearMethod> make_nvfp4_linear(Mxfp4Mode mode, KernelPath path);
+
+// Layers that read the same input (q/k/v; gate/up) as one method whose output rows are the parts'
+// stacked in order: y[M, Σ out] = x · [W_0; W_1; …]ᵀ, each part's columns equal to its own apply's
+// bit for bit (every output row is computed alone, and the activation quantization depends on x
+// only). One call means one pass over x and one pool job where decode would otherwise pay three.
+// nullptr where the parts cannot be one method: different method types, storage types, modes or
+// activation scales (static input_scale, pre_quant_scale, NVFP4's tensor scale), or different in.
+// The parts must have loaded their weights; the merged method owns a copy.
+std::unique_ptr<LinearMethod> merge_linear_methods(std::span<const LinearMethod* const> parts);
 
 // The weight format of a checkpoint's quantized layers.
 enum class LinearFormat : uint8_t { mxfp4, nvfp4 };

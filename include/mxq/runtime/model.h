@@ -9,7 +9,8 @@
 // LinearMethod chosen by QuantConfig, so nothing here depends on how weights are stored.
 //
 // Shapes per layer for M tokens: x [M, hidden] (f32 residual stream), q [M, n_heads·head_dim],
-// k, v [M, n_kv_heads·head_dim], KV cache f32 [n_kv_heads, max_seq, head_dim] per layer.
+// k, v [M, n_kv_heads·head_dim] (side by side in one [M, q | k | v] buffer), KV cache f32
+// [n_kv_heads, max_seq, head_dim] per layer.
 #pragma once
 
 #include <memory>
@@ -63,6 +64,9 @@ struct ModelOptions {
   KernelPath path = KernelPath::simd;
   int threads = 0;                    // 0: every hardware thread
   size_t max_seq = 0;                 // KV cache length; 0: min(max_position_embeddings, 4096)
+  // q/k/v and gate/up each as one merged method where their methods merge
+  // (merge_linear_methods; the logits are the same either way, tests run both).
+  bool merge_linears = true;
 };
 
 class Model {
@@ -98,11 +102,25 @@ class Model {
   struct Layer;
   struct Linear {
     std::string prefix;
+    std::string description;  // method->describe(), kept when a group releases the method
     std::unique_ptr<LinearMethod> method;
     size_t in = 0, out = 0;
     void operator()(const Tensor& x, Tensor& y, ThreadPool* pool) const;
+    size_t weight_bytes() const { return method->weight_bytes(); }
+  };
+  // Linear layers that read one input (q/k/v; gate/up): one merged method where they merge (one
+  // pass over x and one pool job instead of one per part: decode's layers are small), else part by
+  // part. y [M, Σ out]: part i's columns follow part i − 1's.
+  struct LinearGroup {
+    std::vector<Linear> parts;              // their methods are released once merged
+    std::unique_ptr<LinearMethod> merged;
+    size_t out = 0;
+    // part_out: scratch for the unmerged path.
+    void operator()(const Tensor& x, Tensor& y, Tensor& part_out, ThreadPool* pool) const;
+    size_t weight_bytes() const;
   };
   Linear make_linear(const LinearSpec& spec);
+  LinearGroup make_group(std::vector<Linear> parts, bool merge);
 
   ModelConfig cfg_;
   QuantConfig qcfg_;
@@ -125,8 +143,9 @@ class Model {
   // positions one head attends over are one contiguous stream (decode reads them from DRAM each
   // token: the weights streamed since the last token have evicted them).
   std::vector<std::vector<float>> k_cache_, v_cache_;
-  // The activation arena: buffers sized by the largest M seen, reused by every call.
-  Tensor x_, h_, q_, k_, v_, attn_, o_, gate_, up_, down_;
+  // The activation arena: buffers sized by the largest M seen, reused by every call. qkv_ [M, q | k
+  // | v], gate_up_ [M, gate | up], act_ = SiLU(gate) · up [M, intermediate].
+  Tensor x_, h_, qkv_, attn_, o_, gate_up_, act_, down_, part_;
 };
 
 }  // namespace mxq::runtime
