@@ -1,6 +1,7 @@
-// attention_head and silu_mul (SIMD, every target) against their references on random data:
-// awkward sizes (tails shorter than a vector), cache rows wider than a head, scores from small to
-// large (a peaked softmax), SiLU inputs whose exponential overflows.
+// attention_group and silu_mul (SIMD, every target) against their references on random data:
+// awkward sizes (tails shorter than a vector, a last K tile partly past T), groups of 1 to 5
+// queries (more than one pass of 4), scores from small to large (a peaked softmax), SiLU inputs
+// whose exponential overflows.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,7 +16,7 @@ namespace mxq {
 namespace {
 
 // Bound on |out_simd − out_ref| per element, from the reference's own values (u = 2^-24):
-//   scores: an f32 dot product of hd terms (FMA lanes + a lane sum) is off by at most
+//   scores: an f32 dot product of hd terms (a chain of FMAs per lane) is off by at most
 //     (hd + 2)·u·Σ_i|q_i k_ti| and the scale multiply adds u·|s_t|: call the largest, times scale,
 //     εs (an absolute error of the exponent);
 //   p_t = exp(s_t − max): relative error ≤ 2εs (s_t and the max) + u·|s_t − max| (the
@@ -24,8 +25,10 @@ namespace {
 //     the two f32 sums of T terms and the final multiply add (2T + 4)·u relative to Σ w_t|v_t|.
 // So |Δout_i| ≤ (2·(2εs + u·D + 2u) + (2T + 4)·u) · Σ_t w_t |v_ti|, D = max_t |s_t − max|. The
 // test allows twice that; a wrong index, a lost tail or a missing max subtraction is off by O(1).
-double bound(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
-             size_t stride, size_t T, size_t hd, float scale, size_t i) {
+// q: one query [hd]; k, v: row-major [T, hd].
+double bound(const float* q, const std::vector<float>& k, const std::vector<float>& v, size_t T,
+             size_t hd, float scale, size_t i) {
+  const size_t stride = hd;
   const double u = std::ldexp(1.0, -24);
   std::vector<double> s(T);
   double eps = 0, mx = -INFINITY;
@@ -49,31 +52,41 @@ double bound(const std::vector<float>& q, const std::vector<float>& k, const std
   return 2.0 * ((2 * (2 * eps + u * d + 2 * u) + (2.0 * double(T) + 4) * u) * wv);
 }
 
-TEST(Attention, HeadMatchesReference) {
+TEST(Attention, GroupMatchesReference) {
   std::mt19937 rng(2024);
   std::normal_distribution<float> g(0.f, 1.f);
   for_each_simd_target([&](const std::string&) {
     for (size_t hd : {2, 6, 24, 40, 64, 72, 128})
       for (size_t T : {1, 3, 17, 64, 193})
-        for (float amp : {0.3f, 3.0f}) {  // q·k / √hd of O(0.1) and O(10): flat and peaked softmax
-          SCOPED_TRACE(testing::Message() << "hd " << hd << " T " << T << " amp " << amp);
-          const size_t stride = 3 * hd + 5;  // other heads' columns between rows
-          std::vector<float> q(hd), k(T * stride), v(T * stride);
-          for (float& x : q) x = amp * g(rng);
-          for (float& x : k) x = g(rng);
-          for (float& x : v) x = g(rng);
-          const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-          std::vector<float> out(hd), ref(hd), scratch(T);
-          attention_head(q.data(), k.data(), v.data(), stride, T, hd, scale, scratch.data(), out.data());
-          attention_head_ref(q.data(), k.data(), v.data(), stride, T, hd, scale, ref.data());
-          double largest = 0;
-          for (size_t i = 0; i < hd; ++i) {
-            ASSERT_LE(std::fabs(double(out[i]) - ref[i]), bound(q, k, v, stride, T, hd, scale, i))
-                << "i " << i << " out " << out[i] << " ref " << ref[i];
-            largest = std::max(largest, std::fabs(double(ref[i])));
+        for (size_t G : {1, 3, 5})
+          for (float amp : {0.3f, 3.0f}) {  // q·k / √hd of O(0.1) and O(10): flat and peaked softmax
+            SCOPED_TRACE(testing::Message() << "hd " << hd << " T " << T << " g " << G << " amp " << amp);
+            const size_t capacity = T + 21;  // room past T, as a cache has
+            std::vector<float> q(G * hd), k(T * hd), v(T * hd);
+            for (float& x : q) x = amp * g(rng);
+            for (float& x : k) x = g(rng);
+            for (float& x : v) x = g(rng);
+            // The cache: positions ≥ T hold NaN, which no output may see.
+            std::vector<float> kc(kv_k_floats(capacity, hd), NAN), vc(capacity * hd, NAN);
+            for (size_t t = 0; t < T; ++t)
+              for (size_t i = 0; i < hd; ++i) {
+                kc[kv_k_index(t, i, hd)] = k[t * hd + i];
+                vc[t * hd + i] = v[t * hd + i];
+              }
+            const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+            std::vector<float> out(G * hd), ref(G * hd), scratch(attention_scratch_floats(G, T));
+            attention_group(q.data(), G, kc.data(), vc.data(), T, hd, scale, scratch.data(), out.data());
+            attention_group_ref(q.data(), G, kc.data(), vc.data(), T, hd, scale, ref.data());
+            double largest = 0;
+            for (size_t j = 0; j < G; ++j)
+              for (size_t i = 0; i < hd; ++i) {
+                const size_t o = j * hd + i;
+                ASSERT_LE(std::fabs(double(out[o]) - ref[o]), bound(q.data() + j * hd, k, v, T, hd, scale, i))
+                    << "query " << j << " i " << i << " out " << out[o] << " ref " << ref[o];
+                largest = std::max(largest, std::fabs(double(ref[o])));
+              }
+            EXPECT_GT(largest, 0.0);
           }
-          EXPECT_GT(largest, 0.0);
-        }
   });
 }
 

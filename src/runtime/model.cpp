@@ -259,8 +259,8 @@ Model::Model(const std::string& dir, const ModelOptions& opt) : ck_(dir) {
   lm_head_ = make_linear({"lm_head", c.hidden, c.vocab, false,
                           head_from_embedding ? "model.embed_tokens.weight" : ""});
   inv_freq_ = rope_inv_freq(c.rope, c.head_dim);
-  k_cache_.assign(c.layers, std::vector<float>(max_seq_ * kv_dim));
-  v_cache_.assign(c.layers, std::vector<float>(max_seq_ * kv_dim));
+  k_cache_.assign(c.layers, std::vector<float>(c.kv_heads * kv_k_floats(max_seq_, c.head_dim)));
+  v_cache_.assign(c.layers, std::vector<float>(c.kv_heads * max_seq_ * c.head_dim));
 }
 
 Model::~Model() = default;
@@ -343,28 +343,34 @@ Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool al
     }
     {
       ProfileScope ps(profile_, P::attention);
+      const size_t k_head = kv_k_floats(max_seq_, hd);  // one KV head's K cache (tiled)
+      float* kc = k_cache_[li].data();
+      float* vc = v_cache_[li].data();
       for (size_t m = 0; m < M; ++m)
         for (size_t h = 0; h < c.kv_heads; ++h) {
-          const size_t at = (h * max_seq_ + start_pos + m) * hd;
-          std::copy_n(qkv_.row(m) + q_dim + h * hd, hd, k_cache_[li].data() + at);
-          std::copy_n(qkv_.row(m) + q_dim + kv_dim + h * hd, hd, v_cache_[li].data() + at);
+          const size_t pos = start_pos + m;
+          const float* k = qkv_.row(m) + q_dim + h * hd;
+          for (size_t i = 0; i < hd; ++i) kc[h * k_head + kv_k_index(pos, i, hd)] = k[i];
+          std::copy_n(qkv_.row(m) + q_dim + kv_dim + h * hd, hd, vc + (h * max_seq_ + pos) * hd);
         }
-      // Causal grouped-query attention: query (m, h) sees positions 0 .. start_pos + m of KV head
-      // h / group.
+      // Causal grouped-query attention, one task per (token m, KV head): its `group` query heads,
+      // side by side in q and in the output, see positions 0 .. start_pos + m.
       attn_.resize(M, c.heads * hd);
-      const float* kc = k_cache_[li].data();
-      const float* vc = v_cache_[li].data();
       const bool ref = qcfg_.path == KernelPath::ref;
-      pool->parallel_for(M * c.heads, 1, [&](size_t b, size_t e) {
-        std::vector<float> scratch(ref ? 0 : start_pos + M);
+      pool->parallel_for(M * c.kv_heads, 1, [&](size_t b, size_t e) {
+        thread_local std::vector<float> scratch;
         for (size_t it = b; it < e; ++it) {
-          const size_t m = it / c.heads, h = it % c.heads, kvh = h / group;
-          const float* qh = qkv_.row(m) + h * hd;
-          float* out = attn_.row(m) + h * hd;
-          const float* kh = kc + kvh * max_seq_ * hd;
-          const float* vh = vc + kvh * max_seq_ * hd;
-          if (ref) attention_head_ref(qh, kh, vh, hd, start_pos + m + 1, hd, scale, out);
-          else attention_head(qh, kh, vh, hd, start_pos + m + 1, hd, scale, scratch.data(), out);
+          const size_t m = it / c.kv_heads, h = it % c.kv_heads, T = start_pos + m + 1;
+          const float* q = qkv_.row(m) + h * group * hd;
+          float* out = attn_.row(m) + h * group * hd;
+          const float* k = kc + h * k_head;
+          const float* v = vc + h * max_seq_ * hd;
+          if (ref) {
+            attention_group_ref(q, group, k, v, T, hd, scale, out);
+          } else {
+            scratch.resize(attention_scratch_floats(group, T));
+            attention_group(q, group, k, v, T, hd, scale, scratch.data(), out);
+          }
         }
       });
     }

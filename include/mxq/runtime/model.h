@@ -10,7 +10,7 @@
 //
 // Shapes per layer for M tokens: x [M, hidden] (f32 residual stream), q [M, n_heads·head_dim],
 // k, v [M, n_kv_heads·head_dim] (side by side in one [M, q | k | v] buffer), KV cache f32
-// [n_kv_heads, max_seq, head_dim] per layer.
+// per layer and KV head (K tiled, V [max_seq, head_dim]).
 #pragma once
 
 #include <memory>
@@ -139,9 +139,10 @@ class Model {
   Linear lm_head_;
   std::vector<float> inv_freq_;
 
-  // KV cache: per layer k and v, f32 [kv_heads, max_seq, head_dim]: head-major, so that the
-  // positions one head attends over are one contiguous stream (decode reads them from DRAM each
-  // token: the weights streamed since the last token have evicted them).
+  // KV cache, f32, per layer: k [kv_heads, K tiled over max_seq positions] and v [kv_heads,
+  // max_seq, head_dim] (mxq/kernels/cpu/attention.h's layouts): head-major, so that the positions
+  // one KV head's queries attend over are one contiguous stream each (decode reads them from DRAM
+  // each token: the weights streamed since the last token have evicted them).
   std::vector<std::vector<float>> k_cache_, v_cache_;
   // The activation arena: buffers sized by the largest M seen, reused by every call. qkv_ [M, q | k
   // | v], gate_up_ [M, gate | up], act_ = SiLU(gate) · up [M, intermediate].

@@ -2,11 +2,11 @@
 // the vector Exp): the double-precision references, and the Highway versions (one copy per target,
 // the best one chosen at run time, as gemm.cpp).
 //
-// Decode cost (SmolLM2-135M at 192 cached positions: 30 layers × 9 heads × T = 192 × hd = 64):
-// 3.3 M multiply-adds each for the scores and for the weighted sum, plus 52 K exponentials per
-// token, over a KV cache of 30 × 2 × 192 × 192 floats = 8.8 MB (295 KB per layer) that the
-// weights streamed since the last token have evicted to DRAM. Lanes along hd (16 on AVX-512) take
-// ~16× fewer steps than scalar loops.
+// Decode cost (SmolLM2-135M at 192 cached positions: 30 layers × 3 KV heads × 3 queries each × T =
+// 192 × hd = 64): 3.3 M multiply-adds each for the scores and for the weighted sum, plus 52 K
+// exponentials per token, over a KV cache of 30 × 2 × 3 × 192 × 64 floats = 8.8 MB (295 KB per
+// layer) that the weights streamed since the last token have evicted to DRAM: each KV head's K and
+// V are read once for its 3 queries, and V's stream starts while the scores are computed.
 
 #ifndef MXQ_KERNELS_CPU_ATTENTION_SHARED
 #define MXQ_KERNELS_CPU_ATTENTION_SHARED
@@ -27,22 +27,25 @@ void silu_mul_ref(const float* gate, const float* up, size_t n, float* out) {
   }
 }
 
-void attention_head_ref(const float* q, const float* k, const float* v, size_t stride, size_t T,
-                        size_t hd, float scale, float* out) {
+void attention_group_ref(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
+                         float scale, float* out) {
   std::vector<double> p(T);
-  double mx = -INFINITY;
-  for (size_t t = 0; t < T; ++t) {
-    double s = 0;
-    for (size_t i = 0; i < hd; ++i) s += static_cast<double>(q[i]) * k[t * stride + i];
-    p[t] = s * scale;
-    mx = std::max(mx, p[t]);
-  }
-  double sum = 0;
-  for (size_t t = 0; t < T; ++t) sum += (p[t] = std::exp(p[t] - mx));
-  for (size_t i = 0; i < hd; ++i) {
-    double o = 0;
-    for (size_t t = 0; t < T; ++t) o += p[t] * v[t * stride + i];
-    out[i] = static_cast<float>(o / sum);
+  for (size_t j = 0; j < g; ++j) {
+    const float* qj = q + j * hd;
+    double mx = -INFINITY;
+    for (size_t t = 0; t < T; ++t) {
+      double s = 0;
+      for (size_t i = 0; i < hd; ++i) s += static_cast<double>(qj[i]) * k[kv_k_index(t, i, hd)];
+      p[t] = s * scale;
+      mx = std::max(mx, p[t]);
+    }
+    double sum = 0;
+    for (size_t t = 0; t < T; ++t) sum += (p[t] = std::exp(p[t] - mx));
+    for (size_t i = 0; i < hd; ++i) {
+      double o = 0;
+      for (size_t t = 0; t < T; ++t) o += p[t] * v[t * hd + i];
+      out[j * hd + i] = static_cast<float>(o / sum);
+    }
   }
 }
 
@@ -63,62 +66,93 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
 
-void AttentionHead(const float* q, const float* k, const float* v, size_t stride, size_t T,
-                   size_t hd, float scale, float* p, float* out) {
-  const DF df;
-  const size_t N = hn::Lanes(df);
-  const size_t hd_vec = hd / N * N;
-  // Scores: one dot product of hd per position, lanes along hd, the tail (hd % N) in scalar FMA.
-  float mx = -INFINITY;
-  for (size_t t = 0; t < T; ++t) {
-    const float* kt = k + t * stride;
-    auto acc = hn::Zero(df);
-    for (size_t i = 0; i < hd_vec; i += N) acc = hn::MulAdd(hn::LoadU(df, q + i), hn::LoadU(df, kt + i), acc);
-    float s = hn::GetLane(hn::SumOfLanes(df, acc));
-    for (size_t i = hd_vec; i < hd; ++i) s = std::fma(q[i], kt[i], s);
-    p[t] = s * scale;
-    mx = std::max(mx, p[t]);
+// The lanes never exceed a K tile's 16 positions (a scores vector is one tile or a part of one).
+using DT = hn::CappedTag<float, kKvTile>;
+
+void AttentionGroup(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
+                    float scale, float* p, float* out) {
+  const DT dt;
+  const size_t N = hn::Lanes(dt);
+  const size_t tiles = (T + kKvTile - 1) / kKvTile, Tp = tiles * kKvTile;
+  constexpr size_t kQ = 4;  // queries per pass over the cache (their accumulators stay in registers)
+  // V is needed once the scores are done: start its stream now (T·hd floats, into L2).
+  const char* vb = reinterpret_cast<const char*>(v);
+  for (size_t off = 0; off < T * hd * sizeof(float); off += 64) __builtin_prefetch(vb + off, 0, 2);
+
+  // Scores s_jt · scale into p[j·Tp + t], a tile at a time: for each of the tile's vectors of N
+  // positions, hd multiply-adds of K's row i times q_j[i] for up to kQ queries.
+  for (size_t j0 = 0; j0 < g; j0 += kQ) {
+    const size_t nq = std::min(kQ, g - j0);
+    for (size_t b = 0; b < tiles; ++b)
+      for (size_t l = 0; l < kKvTile; l += N) {
+        const float* kt = k + b * hd * kKvTile + l;
+        auto a0 = hn::Zero(dt), a1 = hn::Zero(dt), a2 = hn::Zero(dt), a3 = hn::Zero(dt);
+        for (size_t i = 0; i < hd; ++i) {
+          const auto kv = hn::LoadU(dt, kt + i * kKvTile);
+          const float* qi = q + j0 * hd + i;
+          a0 = hn::MulAdd(hn::Set(dt, qi[0]), kv, a0);
+          if (nq > 1) a1 = hn::MulAdd(hn::Set(dt, qi[hd]), kv, a1);
+          if (nq > 2) a2 = hn::MulAdd(hn::Set(dt, qi[2 * hd]), kv, a2);
+          if (nq > 3) a3 = hn::MulAdd(hn::Set(dt, qi[3 * hd]), kv, a3);
+        }
+        const auto vs = hn::Set(dt, scale);
+        float* pj = p + j0 * Tp + b * kKvTile + l;
+        hn::StoreU(hn::Mul(a0, vs), dt, pj);
+        if (nq > 1) hn::StoreU(hn::Mul(a1, vs), dt, pj + Tp);
+        if (nq > 2) hn::StoreU(hn::Mul(a2, vs), dt, pj + 2 * Tp);
+        if (nq > 3) hn::StoreU(hn::Mul(a3, vs), dt, pj + 3 * Tp);
+      }
   }
-  // p_t = exp(s_t − max), lanes along t.
-  const auto vmx = hn::Set(df, mx);
-  auto vsum = hn::Zero(df);
-  size_t t = 0;
-  for (; t + N <= T; t += N) {
-    const auto e = hn::Exp(df, hn::Sub(hn::LoadU(df, p + t), vmx));
-    hn::StoreU(e, df, p + t);
-    vsum = hn::Add(vsum, e);
-  }
-  float sum = hn::GetLane(hn::SumOfLanes(df, vsum));
-  for (; t < T; ++t) sum += (p[t] = std::exp(p[t] - mx));
-  // out = Σ p_t v_t / Σ p_t, lanes along hd: 4 vectors of out per pass over the rows (hd = 64 on
-  // AVX-512 is one pass), then single vectors.
-  const float inv = 1.0f / sum;
-  const auto vinv = hn::Set(df, inv);
-  size_t i = 0;
-  for (; i + 4 * N <= hd_vec; i += 4 * N) {
-    auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-    for (size_t tt = 0; tt < T; ++tt) {
-      const auto w = hn::Set(df, p[tt]);
-      const float* vt = v + tt * stride + i;
-      a0 = hn::MulAdd(w, hn::LoadU(df, vt), a0);
-      a1 = hn::MulAdd(w, hn::LoadU(df, vt + N), a1);
-      a2 = hn::MulAdd(w, hn::LoadU(df, vt + 2 * N), a2);
-      a3 = hn::MulAdd(w, hn::LoadU(df, vt + 3 * N), a3);
+
+  // Per query: p_jt = exp(s_jt − max) over t < T, lanes along t; 1 / Σ.
+  float inv[kQ];
+  for (size_t j0 = 0; j0 < g; j0 += kQ) {
+    const size_t nq = std::min(kQ, g - j0);
+    for (size_t j = 0; j < nq; ++j) {
+      float* pj = p + (j0 + j) * Tp;
+      float mx = -INFINITY;
+      for (size_t t = 0; t < T; ++t) mx = std::max(mx, pj[t]);
+      const auto vmx = hn::Set(dt, mx);
+      auto vsum = hn::Zero(dt);
+      size_t t = 0;
+      for (; t + N <= T; t += N) {
+        const auto e = hn::Exp(dt, hn::Sub(hn::LoadU(dt, pj + t), vmx));
+        hn::StoreU(e, dt, pj + t);
+        vsum = hn::Add(vsum, e);
+      }
+      float sum = hn::GetLane(hn::SumOfLanes(dt, vsum));
+      for (; t < T; ++t) sum += (pj[t] = std::exp(pj[t] - mx));
+      inv[j] = 1.0f / sum;
     }
-    hn::StoreU(hn::Mul(a0, vinv), df, out + i);
-    hn::StoreU(hn::Mul(a1, vinv), df, out + i + N);
-    hn::StoreU(hn::Mul(a2, vinv), df, out + i + 2 * N);
-    hn::StoreU(hn::Mul(a3, vinv), df, out + i + 3 * N);
-  }
-  for (; i < hd_vec; i += N) {
-    auto acc = hn::Zero(df);
-    for (size_t tt = 0; tt < T; ++tt) acc = hn::MulAdd(hn::Set(df, p[tt]), hn::LoadU(df, v + tt * stride + i), acc);
-    hn::StoreU(hn::Mul(acc, vinv), df, out + i);
-  }
-  for (size_t i = hd_vec; i < hd; ++i) {
-    float acc = 0;
-    for (size_t tt = 0; tt < T; ++tt) acc = std::fma(p[tt], v[tt * stride + i], acc);
-    out[i] = acc * inv;
+
+    // out_j = Σ_t p_jt v_t / Σ_t p_jt, lanes along hd: up to kQ queries × 4 vectors of hd per pass
+    // over V's rows; the hd % N tail in scalar.
+    const size_t hd_vec = hd / N * N;
+    for (size_t i0 = 0; i0 < hd_vec; i0 += 4 * N) {
+      const size_t nv = std::min<size_t>(4, (hd_vec - i0) / N);
+      decltype(hn::Zero(dt)) acc[kQ][4];
+      for (auto& a : acc)
+        for (auto& x : a) x = hn::Zero(dt);
+      for (size_t t = 0; t < T; ++t) {
+        const float* vt = v + t * hd + i0;
+        decltype(hn::Zero(dt)) vv[4];
+        for (size_t c = 0; c < 4; ++c) vv[c] = c < nv ? hn::LoadU(dt, vt + c * N) : hn::Zero(dt);
+        for (size_t j = 0; j < kQ; ++j) {
+          if (j >= nq) break;
+          const auto w = hn::Set(dt, p[(j0 + j) * Tp + t]);
+          for (size_t c = 0; c < 4; ++c) acc[j][c] = hn::MulAdd(w, vv[c], acc[j][c]);
+        }
+      }
+      for (size_t j = 0; j < nq; ++j)
+        for (size_t c = 0; c < nv; ++c)
+          hn::StoreU(hn::Mul(acc[j][c], hn::Set(dt, inv[j])), dt, out + (j0 + j) * hd + i0 + c * N);
+    }
+    for (size_t j = 0; j < nq; ++j)
+      for (size_t i = hd_vec; i < hd; ++i) {
+        float a = 0;
+        for (size_t t = 0; t < T; ++t) a = std::fma(p[(j0 + j) * Tp + t], v[t * hd + i], a);
+        out[(j0 + j) * hd + i] = a * inv[j];
+      }
   }
 }
 
@@ -144,16 +178,16 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace mxq {
 
-HWY_EXPORT(AttentionHead);
+HWY_EXPORT(AttentionGroup);
 HWY_EXPORT(SiluMul);
 
 void silu_mul(const float* gate, const float* up, size_t n, float* out) {
   HWY_DYNAMIC_DISPATCH(SiluMul)(gate, up, n, out);
 }
 
-void attention_head(const float* q, const float* k, const float* v, size_t stride, size_t T,
-                    size_t hd, float scale, float* scratch, float* out) {
-  HWY_DYNAMIC_DISPATCH(AttentionHead)(q, k, v, stride, T, hd, scale, scratch, out);
+void attention_group(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
+                     float scale, float* scratch, float* out) {
+  HWY_DYNAMIC_DISPATCH(AttentionGroup)(q, g, k, v, T, hd, scale, scratch, out);
 }
 
 }  // namespace mxq

@@ -1,26 +1,49 @@
-// mxq/kernels/cpu/attention.h — one query head's causal attention over a KV cache, on the CPU:
+// mxq/kernels/cpu/attention.h — causal attention of the g query heads that share one KV head
+// (grouped-query attention), over that head's KV cache, on the CPU. For each query j < g:
 //
-//   s_t = scale · (q · k_t)   for t = 0 .. T − 1 (the positions the query may see)
-//   p   = softmax(s)          (the max subtracted first)
-//   out = Σ_t p_t · v_t
+//   s_jt = scale · (q_j · k_t)   for t = 0 .. T − 1 (the positions the queries may see)
+//   p_j  = softmax(s_j)          (the max subtracted first)
+//   out_j = Σ_t p_jt · v_t
 //
-// q, out: [hd] f32. k_t, v_t: [hd] f32 rows of the cache, row t at k + t·stride (stride ≥ hd: the
-// model's cache rows hold every KV head, [T, kv_heads · hd], and k points at this head's columns).
+// q, out: [g, hd] f32 (the group's heads side by side, as they sit in a token's q row).
+// One KV head's cache, f32, room for `capacity` positions:
+//   K tiled [⌈capacity / kKvTile⌉, hd, kKvTile]: tiles of 16 positions, each stored transposed,
+//     so a tile's 16 scores are hd multiply-adds of 16 lanes (no horizontal sum per position);
+//     element (t, i) at kv_k_index(t, i, hd);
+//   V row-major [capacity, hd].
+// The g queries share one pass over K and V: a KV head's cache is read once per token, not g times.
 //
-// attention_head_ref defines the math: dot products, exponentials and sums in double, out rounded
-// once to f32. attention_head: Highway SIMD, f32 lanes (hd along the vector), the exponentials by
-// Highway's vector Exp (≤ 1 ulp); tests/test_runtime_kernels.cpp derives how far it may differ.
+// attention_group_ref defines the math: dot products, exponentials and sums in double, out rounded
+// once to f32. attention_group: Highway SIMD (scores with lanes along t, the weighted sum of V with
+// lanes along hd, the exponentials by Highway's vector Exp, ≤ 1 ulp); tests/test_kernels_attention.cpp
+// derives how far it may differ.
 #pragma once
 
 #include <cstddef>
 
 namespace mxq {
 
-void attention_head_ref(const float* q, const float* k, const float* v, size_t stride, size_t T,
-                        size_t hd, float scale, float* out);
+constexpr size_t kKvTile = 16;  // positions per K tile
 
-// scratch: at least T floats (the scores, then the probabilities).
-void attention_head(const float* q, const float* k, const float* v, size_t stride, size_t T,
-                    size_t hd, float scale, float* scratch, float* out);
+// Index of K element (position t, dimension i) in a tiled K cache of head size hd.
+constexpr size_t kv_k_index(size_t t, size_t i, size_t hd) {
+  return (t / kKvTile) * hd * kKvTile + i * kKvTile + t % kKvTile;
+}
+// Floats of one KV head's tiled K cache with room for `capacity` positions (whole tiles).
+constexpr size_t kv_k_floats(size_t capacity, size_t hd) {
+  return (capacity + kKvTile - 1) / kKvTile * kKvTile * hd;
+}
+// Floats of attention_group's scratch for g queries over T positions.
+constexpr size_t attention_scratch_floats(size_t g, size_t T) {
+  return g * ((T + kKvTile - 1) / kKvTile * kKvTile);
+}
+
+void attention_group_ref(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
+                         float scale, float* out);
+
+// scratch: at least attention_scratch_floats(g, T) floats (the scores, then the probabilities).
+// Reads K's whole last tile (positions T .. ⌈T/16⌉·16 − 1 too; their scores are not used).
+void attention_group(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
+                     float scale, float* scratch, float* out);
 
 }  // namespace mxq
