@@ -77,12 +77,26 @@ TEST(Attention, GroupMatchesReference) {
             std::vector<float> out(G * hd), ref(G * hd), scratch(attention_scratch_floats(G, T));
             attention_group(q.data(), G, kc.data(), vc.data(), T, hd, scale, scratch.data(), out.data());
             attention_group_ref(q.data(), G, kc.data(), vc.data(), T, hd, scale, ref.data());
+            // The same split into parts of 16 positions (the last one short), merged. The merge
+            // weighs each part by e^(max_r − max) (Exp ≤ 1 ulp + a rounding) and adds `parts` terms
+            // to the sums and the outputs: ≤ (2·3 + 2·parts)·u more relative to Σ_t w_t|v_t|, which
+            // the bound's factor 2 covers (it is far below the (2T + 4)·u term at T ≥ 17).
+            const size_t parts = (T + kKvTile - 1) / kKvTile;
+            std::vector<float> outs(parts * G * hd), maxes(parts * G), sums(parts * G), merged(G * hd);
+            for (size_t r = 0; r < parts; ++r)
+              attention_group_part(q.data(), G, kc.data(), vc.data(), r * kKvTile, std::min(T, (r + 1) * kKvTile),
+                                   hd, scale, scratch.data(), outs.data() + r * G * hd, maxes.data() + r * G,
+                                   sums.data() + r * G);
+            attention_merge(outs.data(), maxes.data(), sums.data(), parts, G, hd, merged.data());
             double largest = 0;
             for (size_t j = 0; j < G; ++j)
               for (size_t i = 0; i < hd; ++i) {
                 const size_t o = j * hd + i;
-                ASSERT_LE(std::fabs(double(out[o]) - ref[o]), bound(q.data() + j * hd, k, v, T, hd, scale, i))
+                const double b = bound(q.data() + j * hd, k, v, T, hd, scale, i);
+                ASSERT_LE(std::fabs(double(out[o]) - ref[o]), b)
                     << "query " << j << " i " << i << " out " << out[o] << " ref " << ref[o];
+                ASSERT_LE(std::fabs(double(merged[o]) - ref[o]), b)
+                    << "split: query " << j << " i " << i << " out " << merged[o] << " ref " << ref[o];
                 largest = std::max(largest, std::fabs(double(ref[o])));
               }
             EXPECT_GT(largest, 0.0);

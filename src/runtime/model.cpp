@@ -354,25 +354,53 @@ Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool al
           std::copy_n(qkv_.row(m) + q_dim + kv_dim + h * hd, hd, vc + (h * max_seq_ + pos) * hd);
         }
       // Causal grouped-query attention, one task per (token m, KV head): its `group` query heads,
-      // side by side in q and in the output, see positions 0 .. start_pos + m.
+      // side by side in q and in the output, see positions 0 .. start_pos + m. A decode step has
+      // fewer KV heads than twice the threads (SmolLM2: 3 on 2), so there each head's positions
+      // are split into parts of whole K tiles, run as separate tasks and merged.
       attn_.resize(M, c.heads * hd);
       const bool ref = qcfg_.path == KernelPath::ref;
-      pool->parallel_for(M * c.kv_heads, 1, [&](size_t b, size_t e) {
-        thread_local std::vector<float> scratch;
-        for (size_t it = b; it < e; ++it) {
-          const size_t m = it / c.kv_heads, h = it % c.kv_heads, T = start_pos + m + 1;
-          const float* q = qkv_.row(m) + h * group * hd;
-          float* out = attn_.row(m) + h * group * hd;
-          const float* k = kc + h * k_head;
-          const float* v = vc + h * max_seq_ * hd;
-          if (ref) {
-            attention_group_ref(q, group, k, v, T, hd, scale, out);
-          } else {
-            scratch.resize(attention_scratch_floats(group, T));
-            attention_group(q, group, k, v, T, hd, scale, scratch.data(), out);
+      const size_t T1 = start_pos + 1, threads = static_cast<size_t>(pool->size());
+      const size_t split = M == 1 && !ref && group <= kMaxGroupPart && c.kv_heads < 2 * threads
+                               ? std::min((2 * threads + c.kv_heads - 1) / c.kv_heads, (T1 + 63) / 64) : 1;
+      const size_t span = (T1 + split - 1) / split;
+      const size_t part_len = (span + kKvTile - 1) / kKvTile * kKvTile;  // positions per part
+      const size_t parts = split == 1 ? 1 : (T1 + part_len - 1) / part_len;
+      if (parts > 1) {
+        attn_parts_.resize(c.kv_heads * parts * group * (hd + 2));
+        float* outs = attn_parts_.data();
+        float* maxes = outs + c.kv_heads * parts * group * hd;
+        float* sums = maxes + c.kv_heads * parts * group;
+        pool->parallel_for(c.kv_heads * parts, 1, [&](size_t b, size_t e) {
+          thread_local std::vector<float> scratch;
+          for (size_t it = b; it < e; ++it) {
+            const size_t h = it / parts, t0 = it % parts * part_len, t1 = std::min(T1, t0 + part_len);
+            scratch.resize(attention_scratch_floats(group, t1 - t0));
+            attention_group_part(qkv_.row(0) + h * group * hd, group, kc + h * k_head, vc + h * max_seq_ * hd,
+                                 t0, t1, hd, scale, scratch.data(), outs + it * group * hd,
+                                 maxes + it * group, sums + it * group);
           }
-        }
-      });
+        });
+        for (size_t h = 0; h < c.kv_heads; ++h)
+          attention_merge(outs + h * parts * group * hd, maxes + h * parts * group, sums + h * parts * group,
+                          parts, group, hd, attn_.row(0) + h * group * hd);
+      } else {
+        pool->parallel_for(M * c.kv_heads, 1, [&](size_t b, size_t e) {
+          thread_local std::vector<float> scratch;
+          for (size_t it = b; it < e; ++it) {
+            const size_t m = it / c.kv_heads, h = it % c.kv_heads, T = start_pos + m + 1;
+            const float* q = qkv_.row(m) + h * group * hd;
+            float* out = attn_.row(m) + h * group * hd;
+            const float* k = kc + h * k_head;
+            const float* v = vc + h * max_seq_ * hd;
+            if (ref) {
+              attention_group_ref(q, group, k, v, T, hd, scale, out);
+            } else {
+              scratch.resize(attention_scratch_floats(group, T));
+              attention_group(q, group, k, v, T, hd, scale, scratch.data(), out);
+            }
+          }
+        });
+      }
     }
     {
       ProfileScope ps(profile_, P::o_proj);

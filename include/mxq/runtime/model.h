@@ -147,6 +147,7 @@ class Model {
   // The activation arena: buffers sized by the largest M seen, reused by every call. qkv_ [M, q | k
   // | v], gate_up_ [M, gate | up], act_ = SiLU(gate) · up [M, intermediate].
   Tensor x_, h_, qkv_, attn_, o_, gate_up_, act_, down_, part_;
+  std::vector<float> attn_parts_;  // a decode step's split attention: outputs, maxes, sums of the parts
 };
 
 }  // namespace mxq::runtime

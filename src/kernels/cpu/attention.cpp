@@ -69,21 +69,28 @@ using DF = hn::ScalableTag<float>;
 // The lanes never exceed a K tile's 16 positions (a scores vector is one tile or a part of one).
 using DT = hn::CappedTag<float, kKvTile>;
 
-void AttentionGroup(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
-                    float scale, float* p, float* out) {
+// attention_group_part: positions [t0, t1), t0 a multiple of kKvTile; p: the scratch.
+void AttentionGroupPart(const float* q, size_t g, const float* k, const float* v, size_t t0, size_t t1,
+                        size_t hd, float scale, float* p, float* out, float* max, float* sum) {
   const DT dt;
   const size_t N = hn::Lanes(dt);
+  const size_t T = t1 - t0;  // positions of this part; p[j·Tp + t − t0]
   const size_t tiles = (T + kKvTile - 1) / kKvTile, Tp = tiles * kKvTile;
+  k += t0 / kKvTile * hd * kKvTile;
+  v += t0 * hd;
   constexpr size_t kQ = 4;  // queries per pass over the cache (their accumulators stay in registers)
-  // V is needed once the scores are done: start its stream now (T·hd floats, into L2).
-  const char* vb = reinterpret_cast<const char*>(v);
-  for (size_t off = 0; off < T * hd * sizeof(float); off += 64) __builtin_prefetch(vb + off, 0, 2);
 
   // Scores s_jt · scale into p[j·Tp + t], a tile at a time: for each of the tile's vectors of N
-  // positions, hd multiply-adds of K's row i times q_j[i] for up to kQ queries.
+  // positions, hd multiply-adds of K's row i times q_j[i] for up to kQ queries. V is needed once
+  // the scores are done: each tile prefetches (into L2) as many bytes of V as it reads of K.
+  const char* vb = reinterpret_cast<const char*>(v);
+  const size_t v_bytes = T * hd * sizeof(float), tile_bytes = hd * kKvTile * sizeof(float);
   for (size_t j0 = 0; j0 < g; j0 += kQ) {
     const size_t nq = std::min(kQ, g - j0);
-    for (size_t b = 0; b < tiles; ++b)
+    for (size_t b = 0; b < tiles; ++b) {
+      if (j0 == 0)
+        for (size_t off = b * tile_bytes; off < std::min(v_bytes, (b + 1) * tile_bytes); off += 64)
+          __builtin_prefetch(vb + off, 0, 2);
       for (size_t l = 0; l < kKvTile; l += N) {
         const float* kt = k + b * hd * kKvTile + l;
         auto a0 = hn::Zero(dt), a1 = hn::Zero(dt), a2 = hn::Zero(dt), a3 = hn::Zero(dt);
@@ -102,12 +109,12 @@ void AttentionGroup(const float* q, size_t g, const float* k, const float* v, si
         if (nq > 2) hn::StoreU(hn::Mul(a2, vs), dt, pj + 2 * Tp);
         if (nq > 3) hn::StoreU(hn::Mul(a3, vs), dt, pj + 3 * Tp);
       }
+    }
   }
 
-  // Per query: p_jt = exp(s_jt − max) over t < T, lanes along t; 1 / Σ.
-  float inv[kQ];
   for (size_t j0 = 0; j0 < g; j0 += kQ) {
     const size_t nq = std::min(kQ, g - j0);
+    // Per query: p_jt = exp(s_jt − max_j) over the part's positions, lanes along t; Σ_t p_jt.
     for (size_t j = 0; j < nq; ++j) {
       float* pj = p + (j0 + j) * Tp;
       float mx = -INFINITY;
@@ -120,13 +127,14 @@ void AttentionGroup(const float* q, size_t g, const float* k, const float* v, si
         hn::StoreU(e, dt, pj + t);
         vsum = hn::Add(vsum, e);
       }
-      float sum = hn::GetLane(hn::SumOfLanes(dt, vsum));
-      for (; t < T; ++t) sum += (pj[t] = std::exp(pj[t] - mx));
-      inv[j] = 1.0f / sum;
+      float sm = hn::GetLane(hn::SumOfLanes(dt, vsum));
+      for (; t < T; ++t) sm += (pj[t] = std::exp(pj[t] - mx));
+      max[j0 + j] = mx;
+      sum[j0 + j] = sm;
     }
 
-    // out_j = Σ_t p_jt v_t / Σ_t p_jt, lanes along hd: up to kQ queries × 4 vectors of hd per pass
-    // over V's rows; the hd % N tail in scalar.
+    // out_j = Σ_t p_jt v_t, lanes along hd: up to kQ queries × 4 vectors of hd per pass over V's
+    // rows; the hd % N tail in scalar.
     const size_t hd_vec = hd / N * N;
     for (size_t i0 = 0; i0 < hd_vec; i0 += 4 * N) {
       const size_t nv = std::min<size_t>(4, (hd_vec - i0) / N);
@@ -144,14 +152,13 @@ void AttentionGroup(const float* q, size_t g, const float* k, const float* v, si
         }
       }
       for (size_t j = 0; j < nq; ++j)
-        for (size_t c = 0; c < nv; ++c)
-          hn::StoreU(hn::Mul(acc[j][c], hn::Set(dt, inv[j])), dt, out + (j0 + j) * hd + i0 + c * N);
+        for (size_t c = 0; c < nv; ++c) hn::StoreU(acc[j][c], dt, out + (j0 + j) * hd + i0 + c * N);
     }
     for (size_t j = 0; j < nq; ++j)
       for (size_t i = hd_vec; i < hd; ++i) {
         float a = 0;
         for (size_t t = 0; t < T; ++t) a = std::fma(p[(j0 + j) * Tp + t], v[t * hd + i], a);
-        out[(j0 + j) * hd + i] = a * inv[j];
+        out[(j0 + j) * hd + i] = a;
       }
   }
 }
@@ -178,16 +185,46 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace mxq {
 
-HWY_EXPORT(AttentionGroup);
+HWY_EXPORT(AttentionGroupPart);
 HWY_EXPORT(SiluMul);
 
 void silu_mul(const float* gate, const float* up, size_t n, float* out) {
   HWY_DYNAMIC_DISPATCH(SiluMul)(gate, up, n, out);
 }
 
+void attention_group_part(const float* q, size_t g, const float* k, const float* v, size_t t0,
+                          size_t t1, size_t hd, float scale, float* scratch, float* out, float* max,
+                          float* sum) {
+  HWY_DYNAMIC_DISPATCH(AttentionGroupPart)(q, g, k, v, t0, t1, hd, scale, scratch, out, max, sum);
+}
+
 void attention_group(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
                      float scale, float* scratch, float* out) {
-  HWY_DYNAMIC_DISPATCH(AttentionGroup)(q, g, k, v, T, hd, scale, scratch, out);
+  float max[kMaxGroupPart], sum[kMaxGroupPart];
+  for (size_t j0 = 0; j0 < g; j0 += kMaxGroupPart) {  // the part's statistics come in bounded arrays
+    const size_t n = std::min(kMaxGroupPart, g - j0);
+    attention_group_part(q + j0 * hd, n, k, v, 0, T, hd, scale, scratch, out + j0 * hd, max, sum);
+    for (size_t j = 0; j < n; ++j)
+      for (size_t i = 0; i < hd; ++i) out[(j0 + j) * hd + i] /= sum[j];
+  }
+}
+
+void attention_merge(const float* outs, const float* maxes, const float* sums, size_t parts, size_t g,
+                     size_t hd, float* out) {
+  for (size_t j = 0; j < g; ++j) {
+    float m = -INFINITY;
+    for (size_t r = 0; r < parts; ++r) m = std::max(m, maxes[r * g + j]);
+    float l = 0;
+    float* o = out + j * hd;
+    std::fill_n(o, hd, 0.0f);
+    for (size_t r = 0; r < parts; ++r) {
+      const float c = std::exp(maxes[r * g + j] - m);  // 1 for the part holding the max
+      l += c * sums[r * g + j];
+      const float* op = outs + r * g * hd + j * hd;
+      for (size_t i = 0; i < hd; ++i) o[i] += c * op[i];
+    }
+    for (size_t i = 0; i < hd; ++i) o[i] /= l;
+  }
 }
 
 }  // namespace mxq

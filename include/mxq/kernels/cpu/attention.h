@@ -46,4 +46,19 @@ void attention_group_ref(const float* q, size_t g, const float* k, const float* 
 void attention_group(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
                      float scale, float* scratch, float* out);
 
+// The same over positions [t0, t1) only (t0 a multiple of kKvTile), so that one KV head's
+// positions can be split between threads (decode has fewer KV heads than work for every thread):
+// out [g, hd] gets the part's unnormalized Σ_t e^(s_jt − max_j) v_t, max [g] its max_j and sum
+// [g] its Σ_t e^(s_jt − max_j). scratch: attention_scratch_floats(g, t1 − t0). g ≤ kMaxGroupPart.
+constexpr size_t kMaxGroupPart = 64;
+void attention_group_part(const float* q, size_t g, const float* k, const float* v, size_t t0,
+                          size_t t1, size_t hd, float scale, float* scratch, float* out, float* max,
+                          float* sum);
+
+// Combines `parts` results of attention_group_part over disjoint ranges that cover 0 .. T − 1
+// (part r's out at outs + r·g·hd, its max and sum at r·g) into attention_group's out [g, hd]:
+// each part weighted by e^(max_r − max), then divided by the weighted sum.
+void attention_merge(const float* outs, const float* maxes, const float* sums, size_t parts, size_t g,
+                     size_t hd, float* out);
+
 }  // namespace mxq
