@@ -95,6 +95,14 @@ const fs::path& temp_dir(const std::string& what) {
   return t.dirs.back();
 }
 
+// temp_dir(what), created empty.
+const fs::path& fresh_temp_dir(const std::string& what) {
+  const fs::path& d = temp_dir(what);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
 // A copy of fixture `src` under the temp dir with config.json edited by `edit` (weights copied).
 template <class Edit>
 std::string derived_fixture(const std::string& src, const std::string& name, Edit edit) {
@@ -249,9 +257,7 @@ TEST(RuntimeModel, Mxfp4W4A16MatchesDequantizedModel) {
 // same checkpoint's dequantized to BF16 (kBf16Inputs' derivation, as above) and differ from the
 // tied BF16 model's (the head really is quantized).
 TEST(RuntimeModel, TiedHeadQuantizedRunsAsMxfp4) {
-  const fs::path tied = temp_dir("tied");
-  fs::remove_all(tied);
-  fs::create_directories(tied);
+  const fs::path tied = fresh_temp_dir("tied");
   {
     const io::HfCheckpoint src(kBf16);
     io::SafetensorsWriter w;
@@ -358,9 +364,7 @@ TEST(RuntimeModel, MergedLinearsMatchSeparateOnes) {
 // scales that differ between q and k/v, q/k/v stay separate (gate/up, alike, still merge) and the
 // model gives the logits of the unmerged one.
 TEST(RuntimeModel, MergeRefusesDifferentInputScales) {
-  const fs::path dir = temp_dir("w4a8_static");
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = fresh_temp_dir("w4a8_static");
   {
     const io::HfCheckpoint src(kW4A8);
     io::SafetensorsWriter w;

@@ -367,17 +367,34 @@ __attribute__((target(HWY_TARGET_STR ",avx512bf16"))) void GemvRowsBf16(
   __m512 acc[MR][NR];
   for (size_t m = 0; m < MR; ++m)
     for (size_t r = 0; r < NR; ++r) acc[m][r] = _mm512_setzero_ps();
-  const auto step = [&](size_t r, __m512i w, __m512i w1, size_t i) {
-    const __m512i wv[4] = {
-        _mm512_permutexvar_epi16(w, table), _mm512_permutexvar_epi16(_mm512_srli_epi16(w, 4), table),
-        _mm512_permutexvar_epi16(w1, table), _mm512_permutexvar_epi16(_mm512_srli_epi16(w1, 4), table)};
+  // One step of row r from its code bytes w and the same bytes one later, w1: 512-bit vectors, or
+  // 256-bit ones for a last step of ≤ 32 bytes (its first 64 elements: words 0-15 of every vector,
+  // scales 0-1 in lanes 0-7), which then costs half (K = 576, SmolLM2's width, ends on one).
+  const auto step = [&](size_t r, auto w, auto w1, size_t i) {
+    constexpr bool kFull = sizeof(w) == 64;
+    const auto decode = [&](auto idx) {  // vpermw on 16 words reads index bits 0-3
+      if constexpr (kFull) return _mm512_permutexvar_epi16(idx, table);
+      else return _mm256_permutexvar_epi16(idx, _mm512_castsi512_si256(table));
+    };
+    const auto high_nibbles = [](auto v) {
+      if constexpr (kFull) return _mm512_srli_epi16(v, 4);
+      else return _mm256_srli_epi16(v, 4);
+    };
+    const decltype(w) wv[4] = {decode(w), decode(high_nibbles(w)), decode(w1), decode(high_nibbles(w1))};
     const __m512 s = _mm512_permutexvar_ps(
         spread, _mm512_castps128_ps512(_mm_loadu_ps(sc + r * row_scales + 4 * i)));
     for (size_t m = 0; m < MR; ++m) {
       const uint16_t* x = xw + m * xw_stride + i * kStep;
       __m512 p = _mm512_setzero_ps();
-      for (size_t j = 0; j < 4; ++j)
-        p = _mm512_dpbf16_ps(p, (__m512bh)wv[j], (__m512bh)_mm512_loadu_si512(x + 32 * j));
+      if constexpr (kFull) {
+        for (size_t j = 0; j < 4; ++j)
+          p = _mm512_dpbf16_ps(p, (__m512bh)wv[j], (__m512bh)_mm512_loadu_si512(x + 32 * j));
+      } else {
+        __m256 h = _mm256_setzero_ps();
+        for (size_t j = 0; j < 4; ++j)
+          h = _mm256_dpbf16_ps(h, (__m256bh)wv[j], (__m256bh)_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * j)));
+        p = _mm512_zextps256_ps512(h);
+      }
       acc[m][r] = _mm512_fmadd_ps(p, s, acc[m][r]);
     }
   };
@@ -389,31 +406,13 @@ __attribute__((target(HWY_TARGET_STR ",avx512bf16"))) void GemvRowsBf16(
       _mm_prefetch(reinterpret_cast<const char*>(c) + kGemvPrefetchL1, _MM_HINT_T0);
       step(r, _mm512_loadu_si512(c), _mm512_loadu_si512(c + 1), i);
     }
-  // The last step: 16 .. 64 bytes. At most 32 (the first 64 elements: words 0-15 of every vector,
-  // scales 0-1 in lanes 0-7) take the same operations on 256-bit halves, at half the cost (K = 576,
-  // SmolLM2's width, ends on such a half step).
-  const size_t n = row_bytes - last * (kStep / 2);
-  const auto half_step = [&](size_t r, __m256i w, __m256i w1, size_t i) {
-    const __m256i t = _mm512_castsi512_si256(table);  // vpermw on 16 words reads index bits 0-3
-    const __m256i wv[4] = {
-        _mm256_permutexvar_epi16(w, t), _mm256_permutexvar_epi16(_mm256_srli_epi16(w, 4), t),
-        _mm256_permutexvar_epi16(w1, t), _mm256_permutexvar_epi16(_mm256_srli_epi16(w1, 4), t)};
-    const __m512 s = _mm512_permutexvar_ps(
-        spread, _mm512_castps128_ps512(_mm_loadu_ps(sc + r * row_scales + 4 * i)));
-    for (size_t m = 0; m < MR; ++m) {
-      const uint16_t* x = xw + m * xw_stride + i * kStep;
-      __m256 p = _mm256_setzero_ps();
-      for (size_t j = 0; j < 4; ++j)
-        p = _mm256_dpbf16_ps(p, (__m256bh)wv[j], (__m256bh)_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * j)));
-      acc[m][r] = _mm512_fmadd_ps(_mm512_zextps256_ps512(p), s, acc[m][r]);
-    }
-  };
+  const size_t n = row_bytes - last * (kStep / 2);  // 16 .. 64 bytes
   const __mmask64 all = ~__mmask64{0};
   for (size_t r = 0; r < NR; ++r) {
     const uint8_t* c = codes + r * row_bytes + last * (kStep / 2);
     if (n <= 32)
-      half_step(r, _mm256_maskz_loadu_epi8(static_cast<__mmask32>(all >> (64 - n)), c),
-                _mm256_maskz_loadu_epi8(static_cast<__mmask32>(all >> (65 - n)), c + 1), last);
+      step(r, _mm256_maskz_loadu_epi8(static_cast<__mmask32>(all >> (64 - n)), c),
+           _mm256_maskz_loadu_epi8(static_cast<__mmask32>(all >> (65 - n)), c + 1), last);
     else
       step(r, _mm512_maskz_loadu_epi8(all >> (64 - n), c), _mm512_maskz_loadu_epi8(all >> (65 - n), c + 1), last);
   }
