@@ -3,6 +3,7 @@
 // QuantConfig's choices, and the errors a user can run into.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -391,6 +392,30 @@ TEST(RuntimeModel, MergeRefusesDifferentInputScales) {
   const std::vector<int32_t> t{1, 17, 42, 200, 5, 99};
   const Diff d = compare(a.forward(t, 0), rows_of(b.forward(t, 0)));
   EXPECT_LE(d.max_abs, kVsTorch * std::max(1.0, d.max_ref));
+}
+
+// The arena's pieces: 64-byte aligned, disjoint, holding what was copied in, across regions (a
+// piece larger than a region gets one of its own); every model test runs its weights from one.
+TEST(WeightArena, PiecesAlignedDisjointAndKept) {
+  WeightArena a;
+  std::vector<std::span<const uint8_t>> pieces;
+  std::vector<std::vector<uint8_t>> want;
+  for (size_t bytes : {size_t{1}, size_t{63}, size_t{1000}, WeightArena::kRegionBytes / 2,
+                       WeightArena::kRegionBytes + 5, size_t{77}}) {
+    std::vector<uint8_t> v(bytes);
+    for (size_t i = 0; i < bytes; ++i) v[i] = static_cast<uint8_t>(i * 31 + bytes);
+    pieces.push_back(a.copy(v));
+    want.push_back(std::move(v));
+  }
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(pieces[i].data()) % 64, 0u);
+    EXPECT_TRUE(std::equal(pieces[i].begin(), pieces[i].end(), want[i].begin(), want[i].end())) << i;
+    for (size_t j = 0; j < i; ++j)  // disjoint
+      EXPECT_TRUE(pieces[i].data() >= pieces[j].data() + pieces[j].size() ||
+                  pieces[j].data() >= pieces[i].data() + pieces[i].size()) << i << " " << j;
+  }
+  EXPECT_GE(a.reserved_bytes(), a.used_bytes());
+  EXPECT_GE(a.used_bytes(), WeightArena::kRegionBytes * 3 / 2);
 }
 
 TEST(QuantConfig, ModeFromCheckpoint) {

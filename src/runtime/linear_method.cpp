@@ -132,7 +132,10 @@ class Unquantized final : public LinearMethod {
     if (t.data->dtype == io::DType::bf16) {
       w_bf16_ = reinterpret_cast<const bf16*>(t.data->data.data());
     } else if (t.data->dtype == io::DType::f32 || t.data->dtype == io::DType::f16) {
-      w_f32_ = dense_f32(t);
+      const std::vector<float> f = dense_f32(t);
+      owned_.resize(f.size() * sizeof(float));
+      std::memcpy(owned_.data(), f.data(), owned_.size());
+      w_f32_ = reinterpret_cast<const float*>(owned_.data());
     } else {
       fail("{}: dtype {} is not a dense weight type the Unquantized method runs (BF16, F16, F32)",
            t.name, io::dtype_info(t.data->dtype).name);
@@ -146,14 +149,21 @@ class Unquantized final : public LinearMethod {
       if (path_ == KernelPath::ref) gemm_bf16_ref(x, M, K, w_bf16_, N, y);
       else gemm_bf16(x, M, K, w_bf16_, N, y, pool);
     } else {
-      if (path_ == KernelPath::ref) gemm_f32_ref(x, M, K, w_f32_.data(), N, y);
-      else gemm_f32(x, M, K, w_f32_.data(), N, y, pool);
+      if (path_ == KernelPath::ref) gemm_f32_ref(x, M, K, w_f32_, N, y);
+      else gemm_f32(x, M, K, w_f32_, N, y, pool);
     }
     add_bias(bias_, M, N, y);
   }
 
   size_t weight_bytes() const override {
     return spec_.in * spec_.out * (w_bf16_ ? 2 : 4);
+  }
+
+  void move_weights_to(WeightArena& arena) override {
+    const std::span<const uint8_t> moved = arena.copy(weight());
+    if (w_bf16_) w_bf16_ = reinterpret_cast<const bf16*>(moved.data());
+    else w_f32_ = reinterpret_cast<const float*>(moved.data());
+    std::vector<uint8_t>().swap(owned_);
   }
 
   const LinearSpec& spec() const { return spec_; }
@@ -167,21 +177,25 @@ class Unquantized final : public LinearMethod {
     auto m = std::make_unique<Unquantized>(parts.front()->path_);
     m->spec_ = stacked_spec(parts);
     m->bias_ = stacked_bias(parts);
-    for (const Unquantized* p : parts) {
-      const size_t n = p->spec_.out * p->spec_.in;
-      if (p->w_bf16_) m->w_bf16_owned_.insert(m->w_bf16_owned_.end(), p->w_bf16_, p->w_bf16_ + n);
-      else m->w_f32_.insert(m->w_f32_.end(), p->w_f32_.begin(), p->w_f32_.end());
-    }
-    if (parts.front()->w_bf16_) m->w_bf16_ = m->w_bf16_owned_.data();
+    for (const Unquantized* p : parts) m->owned_.insert(m->owned_.end(), p->weight().begin(), p->weight().end());
+    if (parts.front()->w_bf16_) m->w_bf16_ = reinterpret_cast<const bf16*>(m->owned_.data());
+    else m->w_f32_ = reinterpret_cast<const float*>(m->owned_.data());
     return m;
   }
 
  private:
+  std::span<const uint8_t> weight() const {
+    const void* w = w_bf16_ ? static_cast<const void*>(w_bf16_) : w_f32_;
+    return {static_cast<const uint8_t*>(w), weight_bytes()};
+  }
+
   KernelPath path_;
   LinearSpec spec_;
-  const bf16* w_bf16_ = nullptr;      // the mapped checkpoint's, or w_bf16_owned_ (a merged layer)
-  std::vector<bf16> w_bf16_owned_;
-  std::vector<float> w_f32_;
+  // The weight [out, in], BF16 or f32: in the checkpoint's mapping (BF16), in owned_ (converted
+  // F32 / F16, a merged layer's), or in the model's arena once moved there.
+  const bf16* w_bf16_ = nullptr;
+  const float* w_f32_ = nullptr;
+  std::vector<uint8_t> owned_;
   std::vector<float> bias_;
 };
 
@@ -223,8 +237,7 @@ class BlockQuantLinear : public LinearMethod {
 
   void process_weights_after_loading(const LoadedWeights& w) override {
     const io::LogicalTensor& t = *w.at(weight_name(spec_));
-    codes_.assign(t.data->data.begin(), t.data->data.end());
-    scales_.assign(t.scales->data.begin(), t.scales->data.end());
+    own(t.data->data, t.scales->data);
     if (t.scale2)
       tensor_scale_ = positive_scale(io::LogicalTensor{t.scale2->name, io::StoredFormat::dense, {}, t.scale2, nullptr, nullptr});
     if (auto it = w.find(spec_.prefix + ".pre_quant_scale"); it != w.end())
@@ -235,6 +248,12 @@ class BlockQuantLinear : public LinearMethod {
   }
 
   size_t weight_bytes() const override { return codes_.size() + scales_.size(); }
+
+  void move_weights_to(WeightArena& arena) override {
+    codes_ = arena.copy(codes_);
+    scales_ = arena.copy(scales_);
+    std::vector<uint8_t>().swap(owned_);
+  }
 
   Mxfp4Mode mode() const { return mode_; }
   KernelPath path() const { return path_; }
@@ -255,10 +274,12 @@ class BlockQuantLinear : public LinearMethod {
     const BlockQuantLinear& first = *parts.front();
     into->spec_ = stacked_spec(parts);
     into->bias_ = stacked_bias(parts);
+    std::vector<uint8_t> codes, scales;
     for (const BlockQuantLinear* p : parts) {
-      into->codes_.insert(into->codes_.end(), p->codes_.begin(), p->codes_.end());
-      into->scales_.insert(into->scales_.end(), p->scales_.begin(), p->scales_.end());
+      codes.insert(codes.end(), p->codes_.begin(), p->codes_.end());
+      scales.insert(scales.end(), p->scales_.begin(), p->scales_.end());
     }
+    into->own(codes, scales);
     into->tensor_scale_ = first.tensor_scale_;
     into->pre_quant_scale_ = first.pre_quant_scale_;
     into->input_scale_ = first.input_scale_;
@@ -270,7 +291,16 @@ class BlockQuantLinear : public LinearMethod {
   Mxfp4Mode mode_;
   KernelPath path_;
   LinearSpec spec_;
-  std::vector<uint8_t> codes_, scales_;
+  // [N, K/2] codes and [N, K/block] scales: views of owned_ (codes, then scales) until the model
+  // moves them to its arena.
+  std::span<const uint8_t> codes_, scales_;
+  std::vector<uint8_t> owned_;
+  void own(std::span<const uint8_t> codes, std::span<const uint8_t> scales) {
+    owned_.assign(codes.begin(), codes.end());
+    owned_.insert(owned_.end(), scales.begin(), scales.end());
+    codes_ = {owned_.data(), codes.size()};
+    scales_ = {owned_.data() + codes.size(), scales.size()};
+  }
   float tensor_scale_ = 1.0f;  // NVFP4's weight_scale_2
   std::vector<float> pre_quant_scale_, bias_;
   float input_scale_ = 0.0f;  // 0: per-token dynamic

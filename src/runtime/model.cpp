@@ -165,6 +165,11 @@ void Model::LinearGroup::operator()(const Tensor& x, Tensor& y, Tensor& part_out
   }
 }
 
+void Model::LinearGroup::move_weights_to(WeightArena& arena) {
+  if (merged) merged->move_weights_to(arena);
+  else for (Linear& p : parts) p.method->move_weights_to(arena);
+}
+
 size_t Model::LinearGroup::weight_bytes() const {
   if (merged) return merged->weight_bytes();
   size_t n = 0;
@@ -258,6 +263,14 @@ Model::Model(const std::string& dir, const ModelOptions& opt) : ck_(dir) {
   const bool head_from_embedding = c.tie_embeddings && !by_name_.contains("lm_head.weight");
   lm_head_ = make_linear({"lm_head", c.hidden, c.vocab, false,
                           head_from_embedding ? "model.embed_tokens.weight" : ""});
+  // Every streamed weight into huge pages (weight_arena.h), in the order decode reads them.
+  for (Layer& L : layers_) {
+    L.qkv.move_weights_to(arena_);
+    L.o.method->move_weights_to(arena_);
+    L.gate_up.move_weights_to(arena_);
+    L.down.method->move_weights_to(arena_);
+  }
+  lm_head_.method->move_weights_to(arena_);
   inv_freq_ = rope_inv_freq(c.rope, c.head_dim);
   k_cache_.assign(c.layers, std::vector<float>(c.kv_heads * kv_k_floats(max_seq_, c.head_dim)));
   v_cache_.assign(c.layers, std::vector<float>(c.kv_heads * max_seq_ * c.head_dim));

@@ -8,6 +8,8 @@
 //   process_weights_after_loading(found)  -> take the loaded tensors, repack once if the kernel
 //                                            wants another layout (today: a copy or zero-copy view)
 //   apply(x [M, K] f32, M, y [M, N] f32)  -> y = x · Wᵀ (+ bias)
+// and, once the model has loaded (and merged) every layer, move_weights_to(arena) puts the
+// streamed weights in huge pages.
 //
 // Methods: Unquantized (BF16 / F16 / F32 weights) and Mxfp4Linear in three modes:
 //   W4A16  weights stay 4-bit in memory and are widened in registers; activations f32;
@@ -31,6 +33,7 @@
 
 #include "mxq/io/quantized_checkpoint.h"
 #include "mxq/kernels/cpu/thread_pool.h"
+#include "mxq/runtime/weight_arena.h"
 
 namespace mxq::runtime {
 
@@ -69,6 +72,9 @@ class LinearMethod {
   virtual std::vector<WeightParam> create_weights(const LinearSpec& spec) = 0;
   virtual void process_weights_after_loading(const LoadedWeights& w) = 0;
   virtual void apply(const float* x, size_t M, float* y, ThreadPool* pool) const = 0;
+  // Moves the weights apply() streams into `arena` (huge pages: weight_arena.h), releasing the
+  // method's own copy or its view of the checkpoint's mapping. Once, after loading (and merging).
+  virtual void move_weights_to(WeightArena& arena) = 0;
   // Bytes of weight data apply() reads per call (codes + scales, or 16-bit values).
   virtual size_t weight_bytes() const = 0;
 };

@@ -118,6 +118,7 @@ class Model {
     // part_out: scratch for the unmerged path.
     void operator()(const Tensor& x, Tensor& y, Tensor& part_out, ThreadPool* pool) const;
     size_t weight_bytes() const;
+    void move_weights_to(WeightArena& arena);
   };
   Linear make_linear(const LinearSpec& spec);
   LinearGroup make_group(std::vector<Linear> parts, bool merge);
@@ -132,6 +133,7 @@ class Model {
   size_t cached_ = 0;  // positions the KV cache holds
   Profile* profile_ = nullptr;
 
+  WeightArena arena_;                   // the linear layers' weights (huge pages), once loaded
   std::vector<float> embed_f32_;        // embedding table [vocab, hidden] when not BF16
   const mxq::bf16* embed_bf16_ = nullptr;  // or the mapped BF16 table
   std::vector<Layer> layers_;

@@ -1,0 +1,48 @@
+#include "mxq/runtime/weight_arena.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+namespace mxq::runtime {
+
+namespace {
+constexpr size_t kHugePage = size_t{2} << 20;
+constexpr size_t kPieceAlign = 64;
+}  // namespace
+
+void WeightArena::Free::operator()(uint8_t* p) const { std::free(p); }
+
+std::span<uint8_t> WeightArena::allocate(size_t bytes) {
+  const size_t need = (bytes + kPieceAlign - 1) / kPieceAlign * kPieceAlign;
+  if (static_cast<size_t>(end_ - next_) < need) {
+    const size_t size = (std::max(need, kRegionBytes) + kHugePage - 1) / kHugePage * kHugePage;
+    auto* p = static_cast<uint8_t*>(std::aligned_alloc(kHugePage, size));
+    if (p == nullptr) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    // Advice only: where THP is off (or another OS), 4 KiB pages serve the same way.
+    (void)madvise(p, size, MADV_HUGEPAGE);
+#endif
+    regions_.emplace_back(p);
+    next_ = p;
+    end_ = p + size;
+    reserved_ += size;
+  }
+  uint8_t* piece = next_;
+  next_ += need;
+  used_ += need;
+  return {piece, bytes};
+}
+
+std::span<const uint8_t> WeightArena::copy(std::span<const uint8_t> bytes) {
+  const std::span<uint8_t> d = allocate(bytes.size());
+  if (!bytes.empty()) std::memcpy(d.data(), bytes.data(), bytes.size());
+  return d;
+}
+
+}  // namespace mxq::runtime
