@@ -396,12 +396,12 @@ TEST(RuntimeModel, MergeRefusesDifferentInputScales) {
 
 // The arena's pieces: 64-byte aligned, disjoint, holding what was copied in, across regions (a
 // piece larger than a region gets one of its own); every model test runs its weights from one.
-TEST(WeightArena, PiecesAlignedDisjointAndKept) {
-  WeightArena a;
+TEST(HugePageArena, PiecesAlignedDisjointAndKept) {
+  HugePageArena a;
   std::vector<std::span<const uint8_t>> pieces;
   std::vector<std::vector<uint8_t>> want;
-  for (size_t bytes : {size_t{1}, size_t{63}, size_t{1000}, WeightArena::kRegionBytes / 2,
-                       WeightArena::kRegionBytes + 5, size_t{77}}) {
+  for (size_t bytes : {size_t{1}, size_t{63}, size_t{1000}, HugePageArena::kRegionBytes / 2,
+                       HugePageArena::kRegionBytes + 5, size_t{77}}) {
     std::vector<uint8_t> v(bytes);
     for (size_t i = 0; i < bytes; ++i) v[i] = static_cast<uint8_t>(i * 31 + bytes);
     pieces.push_back(a.copy(v));
@@ -415,7 +415,7 @@ TEST(WeightArena, PiecesAlignedDisjointAndKept) {
                   pieces[j].data() >= pieces[i].data() + pieces[i].size()) << i << " " << j;
   }
   EXPECT_GE(a.reserved_bytes(), a.used_bytes());
-  EXPECT_GE(a.used_bytes(), WeightArena::kRegionBytes * 3 / 2);
+  EXPECT_GE(a.used_bytes(), HugePageArena::kRegionBytes * 3 / 2);
 }
 
 TEST(QuantConfig, ModeFromCheckpoint) {

@@ -159,7 +159,7 @@ class Unquantized final : public LinearMethod {
     return spec_.in * spec_.out * (w_bf16_ ? 2 : 4);
   }
 
-  void move_weights_to(WeightArena& arena) override {
+  void move_weights_to(HugePageArena& arena) override {
     const std::span<const uint8_t> moved = arena.copy(weight());
     if (w_bf16_) w_bf16_ = reinterpret_cast<const bf16*>(moved.data());
     else w_f32_ = reinterpret_cast<const float*>(moved.data());
@@ -249,7 +249,7 @@ class BlockQuantLinear : public LinearMethod {
 
   size_t weight_bytes() const override { return codes_.size() + scales_.size(); }
 
-  void move_weights_to(WeightArena& arena) override {
+  void move_weights_to(HugePageArena& arena) override {
     codes_ = arena.copy(codes_);
     scales_ = arena.copy(scales_);
     std::vector<uint8_t>().swap(owned_);

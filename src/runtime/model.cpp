@@ -165,7 +165,7 @@ void Model::LinearGroup::operator()(const Tensor& x, Tensor& y, Tensor& part_out
   }
 }
 
-void Model::LinearGroup::move_weights_to(WeightArena& arena) {
+void Model::LinearGroup::move_weights_to(HugePageArena& arena) {
   if (merged) merged->move_weights_to(arena);
   else for (Linear& p : parts) p.method->move_weights_to(arena);
 }
@@ -263,7 +263,7 @@ Model::Model(const std::string& dir, const ModelOptions& opt) : ck_(dir) {
   const bool head_from_embedding = c.tie_embeddings && !by_name_.contains("lm_head.weight");
   lm_head_ = make_linear({"lm_head", c.hidden, c.vocab, false,
                           head_from_embedding ? "model.embed_tokens.weight" : ""});
-  // Every streamed weight into huge pages (weight_arena.h), in the order decode reads them.
+  // Every streamed weight into huge pages (huge_page_arena.h), in the order decode reads them.
   for (Layer& L : layers_) {
     L.qkv.move_weights_to(arena_);
     L.o.method->move_weights_to(arena_);
@@ -272,8 +272,15 @@ Model::Model(const std::string& dir, const ModelOptions& opt) : ck_(dir) {
   }
   lm_head_.method->move_weights_to(arena_);
   inv_freq_ = rope_inv_freq(c.rope, c.head_dim);
-  k_cache_.assign(c.layers, std::vector<float>(c.kv_heads * kv_k_floats(max_seq_, c.head_dim)));
-  v_cache_.assign(c.layers, std::vector<float>(c.kv_heads * max_seq_ * c.head_dim));
+  // The KV cache in the arena too (decode streams it from DRAM), zeroed so that nothing reads
+  // uninitialized memory (K's last tile is read whole, attention.h; those scores are dropped).
+  const size_t k_floats = c.kv_heads * kv_k_floats(max_seq_, c.head_dim), v_floats = c.kv_heads * max_seq_ * c.head_dim;
+  for (size_t l = 0; l < c.layers; ++l)
+    for (auto [cache, n] : {std::pair{&k_cache_, k_floats}, {&v_cache_, v_floats}}) {
+      const std::span<uint8_t> b = arena_.allocate(n * sizeof(float));
+      std::fill(b.begin(), b.end(), uint8_t{0});
+      cache->push_back(reinterpret_cast<float*>(b.data()));
+    }
 }
 
 Model::~Model() = default;
@@ -357,8 +364,8 @@ Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool al
     {
       ProfileScope ps(profile_, P::attention);
       const size_t k_head = kv_k_floats(max_seq_, hd);  // one KV head's K cache (tiled)
-      float* kc = k_cache_[li].data();
-      float* vc = v_cache_[li].data();
+      float* kc = k_cache_[li];
+      float* vc = v_cache_[li];
       for (size_t m = 0; m < M; ++m)
         for (size_t h = 0; h < c.kv_heads; ++h) {
           const size_t pos = start_pos + m;

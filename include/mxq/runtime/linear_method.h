@@ -33,7 +33,7 @@
 
 #include "mxq/io/quantized_checkpoint.h"
 #include "mxq/kernels/cpu/thread_pool.h"
-#include "mxq/runtime/weight_arena.h"
+#include "mxq/runtime/huge_page_arena.h"
 
 namespace mxq::runtime {
 
@@ -72,9 +72,9 @@ class LinearMethod {
   virtual std::vector<WeightParam> create_weights(const LinearSpec& spec) = 0;
   virtual void process_weights_after_loading(const LoadedWeights& w) = 0;
   virtual void apply(const float* x, size_t M, float* y, ThreadPool* pool) const = 0;
-  // Moves the weights apply() streams into `arena` (huge pages: weight_arena.h), releasing the
+  // Moves the weights apply() streams into `arena` (huge pages: huge_page_arena.h), releasing the
   // method's own copy or its view of the checkpoint's mapping. Once, after loading (and merging).
-  virtual void move_weights_to(WeightArena& arena) = 0;
+  virtual void move_weights_to(HugePageArena& arena) = 0;
   // Bytes of weight data apply() reads per call (codes + scales, or 16-bit values).
   virtual size_t weight_bytes() const = 0;
 };

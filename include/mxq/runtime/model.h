@@ -118,7 +118,7 @@ class Model {
     // part_out: scratch for the unmerged path.
     void operator()(const Tensor& x, Tensor& y, Tensor& part_out, ThreadPool* pool) const;
     size_t weight_bytes() const;
-    void move_weights_to(WeightArena& arena);
+    void move_weights_to(HugePageArena& arena);
   };
   Linear make_linear(const LinearSpec& spec);
   LinearGroup make_group(std::vector<Linear> parts, bool merge);
@@ -133,7 +133,7 @@ class Model {
   size_t cached_ = 0;  // positions the KV cache holds
   Profile* profile_ = nullptr;
 
-  WeightArena arena_;                   // the linear layers' weights (huge pages), once loaded
+  HugePageArena arena_;  // the linear layers' weights (once loaded) and the KV cache, in huge pages
   std::vector<float> embed_f32_;        // embedding table [vocab, hidden] when not BF16
   const mxq::bf16* embed_bf16_ = nullptr;  // or the mapped BF16 table
   std::vector<Layer> layers_;
@@ -145,7 +145,7 @@ class Model {
   // max_seq, head_dim] (mxq/kernels/cpu/attention.h's layouts): head-major, so that the positions
   // one KV head's queries attend over are one contiguous stream each (decode reads them from DRAM
   // each token: the weights streamed since the last token have evicted them).
-  std::vector<std::vector<float>> k_cache_, v_cache_;
+  std::vector<float*> k_cache_, v_cache_;  // in arena_
   // The activation arena: buffers sized by the largest M seen, reused by every call. qkv_ [M, q | k
   // | v], gate_up_ [M, gate | up], act_ = SiLU(gate) · up [M, intermediate].
   Tensor x_, h_, qkv_, attn_, o_, gate_up_, act_, down_, part_;

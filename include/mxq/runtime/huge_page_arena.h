@@ -1,4 +1,5 @@
-// mxq/runtime/weight_arena.h — where a loaded model keeps the weights its linear layers stream.
+// mxq/runtime/huge_page_arena.h — where a loaded model keeps what decode streams: the weights of
+// its linear layers and its KV cache.
 //
 // Decode reads every weight once per token, a stream far larger than the caches. In 4 KiB pages
 // that stream crosses a page every 4 KiB: a TLB miss and page walk each time, and the hardware
@@ -18,7 +19,7 @@
 
 namespace mxq::runtime {
 
-class WeightArena {
+class HugePageArena {
  public:
   // Regions are at least this large (a piece larger than it gets a region of its own).
   static constexpr size_t kRegionBytes = size_t{64} << 20;

@@ -1,4 +1,4 @@
-#include "mxq/runtime/weight_arena.h"
+#include "mxq/runtime/huge_page_arena.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -16,9 +16,9 @@ constexpr size_t kHugePage = size_t{2} << 20;
 constexpr size_t kPieceAlign = 64;
 }  // namespace
 
-void WeightArena::Free::operator()(uint8_t* p) const { std::free(p); }
+void HugePageArena::Free::operator()(uint8_t* p) const { std::free(p); }
 
-std::span<uint8_t> WeightArena::allocate(size_t bytes) {
+std::span<uint8_t> HugePageArena::allocate(size_t bytes) {
   const size_t need = (bytes + kPieceAlign - 1) / kPieceAlign * kPieceAlign;
   if (static_cast<size_t>(end_ - next_) < need) {
     const size_t size = (std::max(need, kRegionBytes) + kHugePage - 1) / kHugePage * kHugePage;
@@ -39,7 +39,7 @@ std::span<uint8_t> WeightArena::allocate(size_t bytes) {
   return {piece, bytes};
 }
 
-std::span<const uint8_t> WeightArena::copy(std::span<const uint8_t> bytes) {
+std::span<const uint8_t> HugePageArena::copy(std::span<const uint8_t> bytes) {
   const std::span<uint8_t> d = allocate(bytes.size());
   if (!bytes.empty()) std::memcpy(d.data(), bytes.data(), bytes.size());
   return d;
