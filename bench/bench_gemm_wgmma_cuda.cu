@@ -1,16 +1,18 @@
 // Prefill GEMMs on Hopper's tensor cores (issue 5): W4A8 (FP8 wgmma) and W4A16 (BF16 wgmma) with
 // MXFP4 weights, against cuBLAS BF16 and FP8 products of the same shape measured in the same run.
 //
-//   bench_gemm_wgmma_cuda [--m 2048,8192] [--big-m-shapes 3]
+//   bench_gemm_wgmma_cuda [--m 2048,8192] [--big-m-shapes 3] [--shapes 0,3]
 //   bench_gemm_wgmma_cuda --window-stats model.safetensors   (no GPU: how often the FP8 window
 //                                                            is left by a real MXFP4 checkpoint)
 //
+// --shapes picks rows of the shape table by index (0-6; all by default), e.g. one shape for a profiler.
 // Each row: N × K, M, µs (median, cold L2), TFLOP/s, % of the best cuBLAS FP8 rate measured in this
 // run, × cuBLAS BF16 and × cuBLAS FP8 of the same shape; GB/s counts weight (codes + meta) +
 // activation + f32 output bytes once each. Targets (issue 5, H100): W4A8 ≥ 0.9× cuBLAS FP8 and
 // ≥ 1.6× cuBLAS BF16; W4A16 ≥ 0.9× cuBLAS BF16.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -82,11 +84,13 @@ int main(int argc, char** argv) {
   if (argc == 3 && std::strcmp(argv[1], "--window-stats") == 0) return window_stats(argv[2]);
   std::vector<int> ms = {2048, 8192};
   size_t big_m_shapes = std::size(kShapes);  // shapes run at M > 2048 (the first ones)
+  std::vector<int> shapes;                     // indices into kShapes; empty: all
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--m") == 0) ms = parse_list(argv[i + 1]);
     else if (std::strcmp(argv[i], "--big-m-shapes") == 0) big_m_shapes = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (std::strcmp(argv[i], "--shapes") == 0) shapes = parse_list(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: %s [--m 2048,8192] [--big-m-shapes N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--m 2048,8192] [--big-m-shapes N] [--shapes 0,3]\n", argv[0]);
       return 2;
     }
   }
@@ -102,6 +106,8 @@ int main(int argc, char** argv) {
   };
   std::vector<Row> rows;
   for (size_t si = 0; si < std::size(kShapes); ++si) {
+    if (!shapes.empty() && std::find(shapes.begin(), shapes.end(), static_cast<int>(si)) == shapes.end())
+      continue;
     const Shape s = kShapes[si];
     const size_t N = s.N, K = s.K;
     std::vector<uint8_t> codes(N * K / 2), scales(N * K / 32);

@@ -228,11 +228,15 @@ TEST(CudaGemmSm90, RandomLongK) {
   for (const Sm90Operand op : kOps) check_gemm(op, 300, Scales::near, false, fresh_seed(), 520, 4096);
 }
 
-// More output tiles (9 token tiles × 16 weight-row tiles = 144) than an H100 or H200 has SMs (132):
-// the persistent CTAs take a second tile, and their pipeline runs on across the tile boundary.
+// More output tiles than an H100 or H200 has SMs (132), the last token and weight-row tiles partial:
+// the persistent CTAs take several tiles, and their pipeline runs on across the tile boundaries.
+// M = 2000, N = 4000: 32 weight-row tiles × 11 token tiles of 192 (W4A8) or × 8 of 256 (W4A16, whose
+// 256 tiles fill 2 waves where 192-token tiles would need 3); M = 2200, N = 2000: W4A16 takes
+// 192-token tiles (12 × 16 = 192 tiles in 2 waves against 256-token tiles' 9 × 16 = 144, also 2).
 TEST(CudaGemmSm90, MoreTilesThanSms) {
   SKIP_WITHOUT_SM90();
-  for (const Sm90Operand op : kOps) check_gemm(op, 1100, Scales::near, false, fresh_seed(), 2000, 416);
+  for (const Sm90Operand op : kOps) check_gemm(op, 2000, Scales::near, false, fresh_seed(), 4000, 416);
+  check_gemm(Sm90Operand::bf16, 2200, Scales::near, false, fresh_seed(), 2000, 416);
 }
 
 TEST(CudaGemmSm90, IntegerInputsAreBitExact) {

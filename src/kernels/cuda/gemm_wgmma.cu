@@ -1,28 +1,36 @@
 // Prefill GEMMs with MXFP4 weights on Hopper's wgmma (mxq/kernels/cuda/gemm_wgmma.h states the math,
 // the exactness windows and the repacked layout). One kernel template serves W4A8 (FP8 E4M3
-// operands, QGMMA) and W4A16 (BF16 operands, HGMMA); the operand traits below are all they differ in.
+// operands, QGMMA) and W4A16 (BF16 operands, HGMMA); the operand traits and the token-tile width T
+// are all they differ in.
 //
-// CTA tile: 128 weight rows × 128 tokens. 384 threads, warp-specialized: warpgroups 0 and 1 consume
-// (each owns 64 weight rows; setmaxnreg raises them to 232 registers), warpgroup 2 produces (drops
-// to 40; one thread issues every copy). The weight is wgmma's A operand, widened from the repacked
-// codes straight into registers (each thread reads the 16 code bytes of each of its two rows per
-// K-tile from shared memory and builds its fragments); the activations are the B operand, read by
-// the tensor core from shared memory (K-major, 128-byte swizzle: rows of 128 bytes of K, 8-row atoms
-// of 1024 bytes; BF16's 256-byte K-tile rows are two atoms side by side).
-// Per stage (6 for FP8, 5 for BF16) the producer waits until the stage is empty, then the copy
-// engine brings the activation tile [128 tokens × 128 K] through a tensor map (which writes the
-// swizzle and zero-fills rows past M and K past the end) and the tile's codes (8 KB) and meta (1 KB),
-// contiguous in the repacked layout, as two bulk copies; all complete on the stage's full barrier.
-// Each consumer warpgroup, FP8, per K-tile and pass: wait for full, widen, 4 k32 wgmmas into a fresh
-// f32 accumulator, wait, promote into the f32 total times 2^(base − 127 − off) per row, mark the
-// stage empty. BF16, per pass (nearly always one): per K-tile, wait for full and issue 8 k16 wgmmas
-// into one accumulator over the whole K, each step widened once the same step of the previous
-// K-tile has retired, so a K-tile of wgmmas stays queued; the accumulator is scaled once when the
-// pass ends. No block-wide barrier in the loop: the two warpgroups drift, so one's widening (and
-// FP8's promotion) overlap the other's wgmmas. The grid is persistent (one CTA per SM, output
-// tiles taken in turn), so the producer fills the next tile's stages during the epilogue, which
-// multiplies by the token's activation scale and stores y[m, n] (rows of the accumulator are weight
-// rows n, its columns tokens m).
+// CTA tile: 128 weight rows × T tokens. 384 threads, warp-specialized: warpgroup 0 produces
+// (setmaxnreg drops it to 24 registers; one thread issues every copy), warpgroups 1 and 2 consume
+// (64 weight rows each, raised to 240 registers). The weight is wgmma's A operand, widened from the
+// repacked codes straight into registers (each thread reads the 16 code bytes of each of its two
+// rows per K-tile from shared memory and builds its fragments); the activations are the B operand,
+// read by the tensor core from shared memory (K-major, 128-byte swizzle: rows of 128 bytes of K,
+// 8-row atoms of 1024 bytes; BF16's 256-byte K-tile rows are two atoms side by side). Each consumer
+// issues m64nTk wgmmas, so one widened fragment feeds T tokens: the widening (and FP8's promotion)
+// per FLOP shrink as 1/T, and T is as wide as the accumulators allow in 240 registers: FP8 keeps
+// two sets (the K-tile's and the promoted total), T = 192 (2 × 96 registers); BF16 one, T = 256
+// (128), or 192 where that fills the SMs better (bf16_tokens: the last wave of 256-token tiles can
+// leave most SMs idle, e.g. N = 2880 at M = 2048).
+// Per stage (FP8: 6 of 33 KB; BF16: 3 of 73 or 57 KB) the producer waits until the stage is empty,
+// then the copy engine brings the activation tile [T tokens × 128 K] through a tensor map (which
+// writes the swizzle and zero-fills rows past M and K past the end) and the tile's codes (8 KB) and
+// meta (1 KB), contiguous in the repacked layout, as two bulk copies; all complete on the stage's
+// full barrier. Each consumer warpgroup, FP8, per K-tile and pass: wait for full, widen, 4 k32
+// wgmmas into a fresh f32 accumulator, wait, promote into the f32 total times 2^(base − 127 − off)
+// per row, mark the stage empty (a K-tile of one pass, nearly all, widens without the pass masks).
+// BF16, per pass (nearly always one): per K-tile, wait for full and issue 8 k16 wgmmas into one
+// accumulator over the whole K, 4 of them kept queued while the next are widened; the previous
+// K-tile's stage is released mid-K-tile, once its last wgmma has retired; the accumulator is
+// scaled once when the pass ends. No block-wide barrier in the loop: the two warpgroups drift, so
+// one's widening (and FP8's promotion) overlap the other's wgmmas. The grid is persistent (one CTA
+// per SM, output tiles taken in turn, grouped so the CTAs running at once share ~2048 tokens of
+// activations in L2: tile_coords), so the producer fills the next tile's stages during the
+// epilogue, which multiplies by the token's activation scale and stores y[m, n] (rows of the
+// accumulator are weight rows n, its columns tokens m).
 #include "mxq/kernels/cuda/gemm_wgmma.h"
 
 #include <cuda.h>
@@ -40,7 +48,6 @@ namespace {
 constexpr int kTileK = 128;                        // K per tile (FP8: promotion interval, base granularity)
 constexpr int kBlocksPerTile = kTileK / kMxBlock;  // 4
 constexpr int kTileN = 128;                        // weight rows per CTA (2 warpgroups × 64)
-constexpr int kTileM = 128;                        // tokens per CTA (the wgmma N)
 constexpr int kThreads = 384;                      // producer warpgroup + 2 consumer warpgroups
 constexpr int kGroupRows = 16;                              // one warp's rows of the A fragment
 constexpr int kGroupTileBytes = kGroupRows * kTileK / 2;    // codes of 16 rows × one K-tile: 1024
@@ -58,6 +65,11 @@ struct OperandTraits {
 constexpr OperandTraits traits_of(Sm90Operand op) {
   return op == Sm90Operand::e4m3 ? OperandTraits{1, 32, 14, 6} : OperandTraits{2, 16, 125, 0};
 }
+
+// T, tokens per CTA tile (the wgmma's N; T/2 f32 accumulators per thread per set): FP8 192 (two
+// sets: 192 of the 240 registers); BF16 256 (one set), or 192 where that fills the SMs in fewer
+// token-columns of work (bf16_tokens).
+constexpr int kFp8Tokens = 192;
 
 size_t k_tiles(size_t K) { return (K + kTileK - 1) / kTileK; }
 size_t padded_rows(size_t N) { return (N + kTileN - 1) / kTileN * kTileN; }
@@ -81,45 +93,80 @@ __device__ __forceinline__ uint64_t smem_descriptor_sw128(uint32_t addr) {
          (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
 }
 
-// One warpgroup's m64n128 wgmma: A (64 weight rows, 4 registers a) from registers, B (128 tokens)
-// from the shared-memory descriptor desc, the 64 f32 accumulators d (%0-%63); accumulate = 0 starts
-// d afresh. `op` is the shape and types, `tail` BF16's transpose-B immediate.
-#define MXQ_WGMMA_ACC64_REGS \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, " \
-  "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, " \
-  "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, " \
-  "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
-#define MXQ_WGMMA_ACC64_OPERANDS(d) \
-  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), \
-  "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), \
-  "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), \
-  "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), \
-  "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
-  "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), \
-  "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), \
-  "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), \
-  "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
-  "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), \
-  "+f"(d[62]), "+f"(d[63])
-#define MXQ_WGMMA_M64N128_RS(op, tail)                                                        \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %68, 0;\nwgmma.mma_async.sync.aligned." op " " \
-               MXQ_WGMMA_ACC64_REGS ", {%64, %65, %66, %67}, %69, p, 1, 1" tail ";\n}\n"          \
-               : MXQ_WGMMA_ACC64_OPERANDS(d)                                                  \
+// wgmma's operand lists: accumulators %0 ... in pieces of 32 registers.
+#define MXQ_REGS_0_31                                                                        \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
+  "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+#define MXQ_REGS_32_63                                                                         \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, " \
+  "%50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+#define MXQ_REGS_64_95                                                                         \
+  "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, " \
+  "%82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95"
+#define MXQ_REGS_96_127                                                                        \
+  "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, "     \
+  "%111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, " \
+  "%126, %127"
+#define MXQ_ACC8(i)                                                                                 \
+  "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
+      "+f"(d[i + 6]), "+f"(d[i + 7])
+#define MXQ_ACC32(i) MXQ_ACC8(i), MXQ_ACC8(i + 8), MXQ_ACC8(i + 16), MXQ_ACC8(i + 24)
+// One warpgroup's wgmma with A (64 weight rows, 4 registers a per thread) from registers and B
+// (T tokens) from the shared-memory descriptor desc, into the T/2 accumulators d per thread;
+// accumulate = 0 starts d afresh. op: shape and types; acc_regs: the accumulators' register list;
+// a_regs, flag_reg, desc_reg: the numbers of the operands after them; tail: BF16's transpose-B
+// immediate; the rest: the accumulator operands.
+#define MXQ_WGMMA_RS(op, acc_regs, a_regs, flag_reg, desc_reg, tail, ...)                          \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " flag_reg ", 0;\nwgmma.mma_async.sync.aligned." op \
+               " {" acc_regs "}, {" a_regs "}, " desc_reg ", p, 1, 1" tail ";\n}\n"                  \
+               : __VA_ARGS__                                                                       \
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(accumulate), "l"(desc))
 
-__device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], const uint32_t (&a)[4],
-                                                      uint64_t desc, int accumulate) {
-  MXQ_WGMMA_M64N128_RS("m64n128k32.f32.e4m3.e4m3", "");
+template <int kTokens>
+using Accumulators = float[kTokens / 2];
+
+// m64n192k32 (FP8), m64n192k16 or m64n256k16 (BF16).
+template <Sm90Operand kOp, int kTokens>
+__device__ __forceinline__ void wgmma_rs(Accumulators<kTokens>& d, const uint32_t (&a)[4], uint64_t desc,
+                                         int accumulate) {
+  if constexpr (kOp == Sm90Operand::e4m3) {
+    static_assert(kTokens == 192);
+    MXQ_WGMMA_RS("m64n192k32.f32.e4m3.e4m3", MXQ_REGS_0_31 ", " MXQ_REGS_32_63 ", " MXQ_REGS_64_95,
+                 "%96, %97, %98, %99", "%100", "%101", "", MXQ_ACC32(0), MXQ_ACC32(32), MXQ_ACC32(64));
+  } else if constexpr (kTokens == 192) {
+    MXQ_WGMMA_RS("m64n192k16.f32.bf16.bf16", MXQ_REGS_0_31 ", " MXQ_REGS_32_63 ", " MXQ_REGS_64_95,
+                 "%96, %97, %98, %99", "%100", "%101", ", 0", MXQ_ACC32(0), MXQ_ACC32(32), MXQ_ACC32(64));
+  } else {
+    static_assert(kTokens == 256);
+    MXQ_WGMMA_RS("m64n256k16.f32.bf16.bf16",
+                 MXQ_REGS_0_31 ", " MXQ_REGS_32_63 ", " MXQ_REGS_64_95 ", " MXQ_REGS_96_127,
+                 "%128, %129, %130, %131", "%132", "%133", ", 0", MXQ_ACC32(0), MXQ_ACC32(32),
+                 MXQ_ACC32(64), MXQ_ACC32(96));
+  }
 }
 
-__device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[64], const uint32_t (&a)[4],
-                                                      uint64_t desc, int accumulate) {
-  MXQ_WGMMA_M64N128_RS("m64n128k16.f32.bf16.bf16", ", 0");
-}
+#undef MXQ_WGMMA_RS
+#undef MXQ_ACC32
+#undef MXQ_ACC8
+#undef MXQ_REGS_96_127
+#undef MXQ_REGS_64_95
+#undef MXQ_REGS_32_63
+#undef MXQ_REGS_0_31
 
-#undef MXQ_WGMMA_M64N128_RS
-#undef MXQ_WGMMA_ACC64_OPERANDS
-#undef MXQ_WGMMA_ACC64_REGS
+// Step s of a K-tile, the same for both operands: fence (the fragment registers this thread wrote
+// since the last wgmma are read by the tensor core), the wgmma on K bytes [32·s, 32·s + 32) of the
+// stage's activations at act_stage (atom 32·s / 128, that byte offset in its rows; the hardware
+// applies the swizzle to the address), and a commit: every step is its own group, so
+// wgmma.wait_group counts steps.
+template <Sm90Operand kOp, int kTokens>
+__device__ __forceinline__ void wgmma_step(Accumulators<kTokens>& d, const uint32_t (&frag)[4],
+                                           uint32_t act_stage, int s, int accumulate) {
+  constexpr int kAtomBytes = kTokens * 128;
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+  const uint32_t act = act_stage + s * 32 / 128 * kAtomBytes + s * 32 % 128;
+  wgmma_rs<kOp, kTokens>(d, frag, smem_descriptor_sw128(act), accumulate);
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
 
 // 4 E2M1 codes (the selector nibbles' low 3 bits pick magnitudes, the sign bits are moved into each
 // byte's bit 7 separately) -> 4 E4M3 bytes through the block's 8-entry table (lut.x: magnitudes 0-3,
@@ -193,6 +240,14 @@ __device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
 
+// The same where pred is true, as one predicated instruction.
+__device__ __forceinline__ void mbarrier_arrive_if(uint32_t bar, bool pred) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %1, 0;\n@p mbarrier.arrive.shared::cta.b64 _, [%0];\n}\n"
+      ::"r"(bar), "r"(static_cast<int>(pred))
+      : "memory");
+}
+
 __device__ __forceinline__ void mbarrier_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
                : "memory");
@@ -216,57 +271,147 @@ __device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, uint32_
 
 #endif  // MXQ_SM90A_DEVICE
 
-// Shared memory of one stage: activations (kActAtoms atoms of [128 tokens][128 bytes], 1024-byte
+
+// Shared memory of one stage: activations (kActAtoms atoms of [T tokens][128 bytes], 1024-byte
 // aligned for the swizzle), codes [8 groups][1024], meta [8 groups][16 rows][8].
-template <Sm90Operand kOp>
+template <Sm90Operand kOp, int kTokens>
 struct StageLayout {
-  static constexpr int kActAtoms = traits_of(kOp).act_bytes;   // 1 (FP8) or 2 (BF16)
-  static constexpr int kAtomBytes = kTileM * 128;
+  static constexpr int kActAtoms = traits_of(kOp).act_bytes;     // 1 (FP8) or 2 (BF16)
+  static constexpr int kAtomBytes = kTokens * 128;
   static constexpr int kAct = kActAtoms * kAtomBytes;
-  static constexpr int kCodes = kTileN * kTileK / 2;            // 8192
-  static constexpr int kMeta = kTileN * kMetaBytes;             // 1024
-  static constexpr int kBytes = kAct + kCodes + kMeta;          // 25 KB or 41 KB, a multiple of 1024
-  // As many stages as fit beside the tables and barriers in the 227 KB a block may have.
-  static constexpr int kStages = kOp == Sm90Operand::e4m3 ? 6 : 5;
-  static constexpr int kTables = 128;                           // FP8 block tables: 15 × 8 bytes
+  static constexpr int kCodes = kTileN * kTileK / 2;              // 8192
+  static constexpr int kMeta = kTileN * kMetaBytes;               // 1024
+  static constexpr int kBytes = kAct + kCodes + kMeta;            // FP8 33 KB; BF16 57 or 73 KB
+  static constexpr int kTables = 128;                             // FP8 block tables: 16 × 8 bytes
+  // As many stages as fit beside the tables, barriers and alignment slack in the 227 KB a block
+  // may have, at most 6: FP8 6, BF16 3.
+  static constexpr int kStages = std::min(6, (227 * 1024 - kTables - 2 * 6 * 8 - 1024) / kBytes);
   static constexpr int kSmem = kStages * kBytes + kTables + 2 * kStages * 8 + 1024;  // + alignment slack
+  static_assert(kBytes % 1024 == 0, "every stage's activations start on a swizzle atom");
+  static_assert(kSmem <= 227 * 1024, "a block may have 227 KB of shared memory");
 };
+
+#ifdef MXQ_SM90A_DEVICE
+
+// W4A8, one pass over a K-tile for one consumer warpgroup: widen and issue its 4 k32 steps into a
+// fresh acc, wait for them, and promote acc into total times each row's 2^(base − 127 − off).
+// Each step's fragment is widened right before its wgmma is issued, so widening step s + 1
+// overlaps the tensor core's step s (distinct registers per step, all read until the wait).
+// code_words_lo/hi: the thread's code words of rows row and row + 8 (one per block); meta_lo/hi:
+// their meta in shared memory (the block bytes are read first, the bases only after the wait, to
+// keep registers free while the wgmmas are issued); kMasked: the K-tile has blocks in other passes,
+// which this pass widens to ±0.
+template <bool kMasked>
+__device__ __forceinline__ void fp8_pass(Accumulators<kFp8Tokens>& acc, Accumulators<kFp8Tokens>& total,
+                                         const uint32_t (&code_words_lo)[4],
+                                         const uint32_t (&code_words_hi)[4], const uint2* meta_lo,
+                                         const uint2* meta_hi, const uint2* lut, uint32_t act_stage,
+                                         int pass) {
+  constexpr Sm90Operand kOp = Sm90Operand::e4m3;
+  constexpr int kSteps = kTileK / traits_of(kOp).step_k, kAcc = kFp8Tokens / 2;
+  uint32_t words_lo[4], words_hi[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    words_lo[i] = code_words_lo[i];
+    words_hi[i] = code_words_hi[i];
+    // In the pass loop, the empty asm makes the words opaque to the compiler: otherwise the sign
+    // bits, the same in every pass, are hoisted out of the loop, live across it, and spill.
+    if constexpr (kMasked) asm volatile("" : "+r"(words_lo[i]), "+r"(words_hi[i]));
+  }
+  const uint32_t blocks_lo = meta_lo->x, blocks_hi = meta_hi->x;
+  uint32_t frag[kSteps][4];
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s) {
+    const int blk = s * kBlocksPerTile / kSteps;  // one k32 step per block
+    const uint32_t mb_lo = (blocks_lo >> (8 * blk)) & 0xFFu;
+    const uint32_t mb_hi = (blocks_hi >> (8 * blk)) & 0xFFu;
+    // The repack keeps every shift ≤ 14, so the index is in the table. A block of another pass
+    // reads the zero table (a select, not a branch: a branch here would serialize the wgmmas,
+    // ptxas C7520).
+    uint32_t index_lo = 14 - (mb_lo & 63u), index_hi = 14 - (mb_hi & 63u);
+    if constexpr (kMasked) {
+      if (static_cast<int>(mb_lo >> 6) != pass) index_lo = 15;
+      if (static_cast<int>(mb_hi >> 6) != pass) index_hi = 15;
+    }
+    const uint2 lut_lo = lut[index_lo], lut_hi = lut[index_hi];
+    frag[s][0] = widen_e4m3<0>(words_lo[blk], lut_lo);
+    frag[s][1] = widen_e4m3<0>(words_hi[blk], lut_hi);
+    frag[s][2] = widen_e4m3<1>(words_lo[blk], lut_lo);
+    frag[s][3] = widen_e4m3<1>(words_hi[blk], lut_hi);
+    wgmma_step<kOp, kFp8Tokens>(acc, frag[s], act_stage, s, s > 0);
+  }
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+  const float scale_lo = pass_scale_of<traits_of(kOp).off>(meta_lo->y, pass);
+  const float scale_hi = pass_scale_of<traits_of(kOp).off>(meta_hi->y, pass);
+#pragma unroll
+  for (int j = 0; j < kAcc / 4; ++j) {
+    total[4 * j + 0] = __fmaf_rn(acc[4 * j + 0], scale_lo, total[4 * j + 0]);
+    total[4 * j + 1] = __fmaf_rn(acc[4 * j + 1], scale_lo, total[4 * j + 1]);
+    total[4 * j + 2] = __fmaf_rn(acc[4 * j + 2], scale_hi, total[4 * j + 2]);
+    total[4 * j + 3] = __fmaf_rn(acc[4 * j + 3], scale_hi, total[4 * j + 3]);
+  }
+}
+
+#endif  // MXQ_SM90A_DEVICE
+
+// Output tile t -> its first token m0 and its weight-row tile. Tiles go in groups of G token tiles
+// (G·T ≈ 2048 tokens), weight-row tiles outer, token tiles inner within a group, so the CTAs running
+// at once (one per SM, consecutive t) share a few weight tiles and G token tiles: a group's
+// activations (2048 tokens × K, 16 MB of bf16 at K = 4096, a third of the L2) stay in L2 while
+// the weights stream past, and memory sees each weight tile once per group. (Token tiles inner
+// over all of M instead re-read every activation from memory for each few weight tiles once M·K
+// outgrows the L2: at M = 8192, 64 MB of bf16 per 4 weight tiles.)
+struct TileCoords {
+  int m0, n_tile;
+};
+template <int kTokens>
+__device__ __forceinline__ TileCoords tile_coords(int t, int m_tiles, int n_tiles) {
+  constexpr int kGroup = (2048 + kTokens - 1) / kTokens;
+  const int group = t / (kGroup * n_tiles), first = group * kGroup;
+  const int width = min(kGroup, m_tiles - first), r = t - first * n_tiles;
+  return {(first + r % width) * kTokens, r / width};
+}
 
 // Persistent, warp-specialized: 384 threads = warpgroup 0 (one thread of it issues the copies)
 // and two consumer warpgroups (64 weight rows each); CTA b takes output tiles b, b + grid, ...
-// (tile t: tokens 128·(t % m_tiles), weight rows 128·(t / m_tiles), so the CTAs running at once
-// share weight tiles and read the activations from L2). Per stage, full[s] completes when the
-// copy engine has written the stage (the byte count armed by the producer), empty[s] when all 8
-// consumer warps are done with it (their wgmmas finished and codes/meta read).
-template <Sm90Operand kOp>
+// (tile_coords). Per stage, full[s] completes when the copy engine has written the stage (the byte
+// count armed by the producer), empty[s] when all 8 consumer warps are done with it (their wgmmas
+// finished and codes/meta read).
+template <Sm90Operand kOp, int kTokens>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_mxfp4_sm90_kernel(const __grid_constant__ CUtensorMap act_map,
                            const float* __restrict__ act_scale, int M, int K,
                            const uint8_t* __restrict__ codes, const uint8_t* __restrict__ meta,
                            const uint8_t* __restrict__ passes, int N, float* __restrict__ y) {
 #ifdef MXQ_SM90A_DEVICE
-  using L = StageLayout<kOp>;
+  using L = StageLayout<kOp, kTokens>;
   constexpr OperandTraits kT = traits_of(kOp);
   constexpr int kSteps = kTileK / kT.step_k;  // wgmmas per K-tile: 4 or 8
+  constexpr int kAcc = kTokens / 2;           // accumulators per thread: 96 or 128
+  static_assert(kOp == Sm90Operand::bf16 || kTokens == kFp8Tokens);
+  // Registers per thread after setmaxnreg: 2 × 128 × 240 + 128 × 24 = 64512 of the SM's 65536.
+  constexpr int kConsumerRegisters = 240, kProducerRegisters = 24;
 
   extern __shared__ __align__(128) uint8_t smem_raw_bytes[];
   const uint32_t smem_raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw_bytes));
   const uint32_t smem_base = (smem_raw + 1023u) & ~1023u;
   uint8_t* const smem = smem_raw_bytes + (smem_base - smem_raw);
-  // FP8 only: the 15 block tables, index 14 − (base − e) = shift j + 8 for j = e − base + 6.
+  // FP8 only: the 15 block tables, index 14 − (base − e) = shift j + 8 for j = e − base + 6, and
+  // at index 15 a table of zeros (for blocks of another pass).
   uint2* lut = reinterpret_cast<uint2*>(smem + L::kStages * L::kBytes);
   const uint32_t full_bar = smem_base + L::kStages * L::kBytes + L::kTables;
   const uint32_t empty_bar = full_bar + L::kStages * 8;
 
   const int KT = (K + kTileK - 1) / kTileK;
-  const int m_tiles = (M + kTileM - 1) / kTileM;
-  const int tiles = m_tiles * ((N + kTileN - 1) / kTileN);
+  const int m_tiles = (M + kTokens - 1) / kTokens, n_tiles = (N + kTileN - 1) / kTileN;
+  const int tiles = m_tiles * n_tiles;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
 
   if constexpr (kOp == Sm90Operand::e4m3) {
-    if (tid < 15 * 8) {
+    if (tid < 16 * 8) {
       const int j = tid / 8 - 8, c = tid % 8;
-      reinterpret_cast<uint8_t*>(lut)[tid] = e4m3_from_f32(e2m1_to_f32(static_cast<uint8_t>(c)) * pow2f(j));
+      reinterpret_cast<uint8_t*>(lut)[tid] =
+          j <= 6 ? e4m3_from_f32(e2m1_to_f32(static_cast<uint8_t>(c)) * pow2f(j)) : uint8_t{0};
     }
   }
   if (tid == 0) {
@@ -280,12 +425,12 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   if (warp < 4) {
     // Producer warpgroup: gives up registers; thread 0 issues every copy.
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegisters) : "memory");
     if (tid != 0) return;
     int stage = 0;
     uint32_t phase = 0;
     for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
-      const int m0 = t % m_tiles * kTileM, n_tile = t / m_tiles;
+      const auto [m0, n_tile] = tile_coords<kTokens>(t, m_tiles, n_tiles);
       // A tile's codes and meta for one K-tile are contiguous (L::kCodes, L::kMeta bytes).
       const uint8_t* code_src = codes + static_cast<size_t>(n_tile) * KT * L::kCodes;
       const uint8_t* meta_src = meta + static_cast<size_t>(n_tile) * KT * L::kMeta;
@@ -309,7 +454,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 
   // Consumer warpgroups.
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegisters) : "memory");
   const int cwarp = warp - 4, wg = cwarp / 4;
   const int row = wg * kRowsPerWarpgroup + (cwarp % 4) * kGroupRows + lane / 4;  // and row + 8
   const int code_offset = (wg * 4 + cwarp % 4) * kGroupTileBytes + lane * 16;   // row + 8: + 512
@@ -317,12 +462,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint32_t phase = 0;
   if constexpr (kOp == Sm90Operand::e4m3) {
     for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
-      const int m0 = t % m_tiles * kTileM, n_tile = t / m_tiles;
+      const auto [m0, n_tile] = tile_coords<kTokens>(t, m_tiles, n_tiles);
       const uint8_t* tile_passes = passes + static_cast<size_t>(n_tile * 2 + wg) * KT;
-      float total[64];
+      float total[kAcc];
 #pragma unroll
-      for (int i = 0; i < 64; ++i) total[i] = 0.0f;
-      float acc[64];
+      for (int i = 0; i < kAcc; ++i) total[i] = 0.0f;
+      float acc[kAcc];
 
       // The pass count of the next K-tile is fetched an iteration early (a global load on the
       // critical path cost a full L2 latency per K-tile).
@@ -334,56 +479,22 @@ __global__ void __launch_bounds__(kThreads, 1)
         const uint8_t* st = smem + stage * L::kBytes;
         const uint4 c_lo = *reinterpret_cast<const uint4*>(st + L::kAct + code_offset);
         const uint4 c_hi = *reinterpret_cast<const uint4*>(st + L::kAct + code_offset + 512);
-        const uint2 meta_lo = *reinterpret_cast<const uint2*>(st + L::kAct + L::kCodes + row * kMetaBytes);
-        const uint2 meta_hi =
-            *reinterpret_cast<const uint2*>(st + L::kAct + L::kCodes + (row + 8) * kMetaBytes);
+        const uint2* meta_lo = reinterpret_cast<const uint2*>(st + L::kAct + L::kCodes + row * kMetaBytes);
+        const uint2* meta_hi = meta_lo + 8;  // row + 8
         const uint32_t words_lo[4] = {c_lo.x, c_lo.y, c_lo.z, c_lo.w};
         const uint32_t words_hi[4] = {c_hi.x, c_hi.y, c_hi.z, c_hi.w};
         const uint32_t act_stage = smem_base + stage * L::kBytes;
 
-        for (int pass = 0; pass < npass; ++pass) {
-          // Each step's fragment is widened right before its wgmma is issued, so widening step
-          // s + 1 overlaps the tensor core's step s (distinct registers per step).
-          uint32_t frag[kSteps][4];
-#pragma unroll
-          for (int s = 0; s < kSteps; ++s) {
-            const int blk = s * kBlocksPerTile / kSteps;
-            const uint32_t mb_lo = (meta_lo.x >> (8 * blk)) & 0xFFu;
-            const uint32_t mb_hi = (meta_hi.x >> (8 * blk)) & 0xFFu;
-            const bool in_lo = static_cast<int>(mb_lo >> 6) == pass;
-            const bool in_hi = static_cast<int>(mb_hi >> 6) == pass;
-            // One k32 step per block. The table entry is loaded unconditionally and masked: a
-            // branch here would serialize the wgmmas (ptxas C7520). The repack keeps every shift
-            // ≤ 14, so the index is in the table.
-            const uint2 t_lo = lut[14 - (mb_lo & 63u)], t_hi = lut[14 - (mb_hi & 63u)];
-            const uint32_t keep_lo = in_lo ? ~0u : 0u, keep_hi = in_hi ? ~0u : 0u;
-            const uint2 lut_lo = make_uint2(t_lo.x & keep_lo, t_lo.y & keep_lo);
-            const uint2 lut_hi = make_uint2(t_hi.x & keep_hi, t_hi.y & keep_hi);
-            frag[s][0] = widen_e4m3<0>(words_lo[blk], lut_lo);
-            frag[s][1] = widen_e4m3<0>(words_hi[blk], lut_hi);
-            frag[s][2] = widen_e4m3<1>(words_lo[blk], lut_lo);
-            frag[s][3] = widen_e4m3<1>(words_hi[blk], lut_hi);
-            asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-            // Step s reads K bytes [32·s, 32·s + 32) of the tile: inside atom 32·s / 128, at that
-            // byte offset in its rows (the hardware applies the swizzle to the address).
-            const uint64_t desc =
-                smem_descriptor_sw128(act_stage + s * 32 / 128 * L::kAtomBytes + s * 32 % 128);
-            wgmma_m64n128k32_e4m3(acc, frag[s], desc, s > 0);
-          }
-          asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-          asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-          const float scale_lo = pass_scale_of<kT.off>(meta_lo.y, pass);
-          const float scale_hi = pass_scale_of<kT.off>(meta_hi.y, pass);
-#pragma unroll
-          for (int j = 0; j < 16; ++j) {
-            total[4 * j + 0] = __fmaf_rn(acc[4 * j + 0], scale_lo, total[4 * j + 0]);
-            total[4 * j + 1] = __fmaf_rn(acc[4 * j + 1], scale_lo, total[4 * j + 1]);
-            total[4 * j + 2] = __fmaf_rn(acc[4 * j + 2], scale_hi, total[4 * j + 2]);
-            total[4 * j + 3] = __fmaf_rn(acc[4 * j + 3], scale_hi, total[4 * j + 3]);
-          }
+        // Nearly every K-tile has one pass (every block within 14 binades of its row's base); it
+        // widens without the pass masks.
+        if (npass == 1) {
+          fp8_pass<false>(acc, total, words_lo, words_hi, meta_lo, meta_hi, lut, act_stage, 0);
+        } else {
+          for (int pass = 0; pass < npass; ++pass)
+            fp8_pass<true>(acc, total, words_lo, words_hi, meta_lo, meta_hi, lut, act_stage, pass);
         }
-        // This warp's wgmmas on the stage have completed (wait_group 0) and its codes and meta are
-        // in registers: the stage may be refilled once all 8 consumer warps say so.
+        // This warp's wgmmas on the stage have completed (wait_group 0) and it has read the stage's
+        // codes and meta: the stage may be refilled once all 8 consumer warps say so.
         __syncwarp();
         if (lane == 0) mbarrier_arrive(empty_bar + 8 * stage);
         if (++stage == L::kStages) stage = 0, phase ^= 1u;
@@ -391,7 +502,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
       // Accumulator element 4j + 2h + c: weight row row + 8h, token 8j + 2t + c (t = lane % 4).
 #pragma unroll
-      for (int j = 0; j < 16; ++j) {
+      for (int j = 0; j < kAcc / 4; ++j) {
 #pragma unroll
         for (int c = 0; c < 2; ++c) {
           const int m = m0 + 8 * j + 2 * (lane % 4) + c;
@@ -410,19 +521,22 @@ __global__ void __launch_bounds__(kThreads, 1)
     // its pass over all of K (gemm_wgmma.h), so a pass is one accumulator over the whole K, scaled
     // once at its end: y = Σ over passes of acc · 2^(base − 127). Nearly every tile has one pass;
     // a tile whose rows need more sweeps its K again per pass (the producer streams it again), each
-    // sweep widening only its pass's blocks. K-tile kt's wgmmas stay in flight while kt + 1 is
-    // widened (wait_group 1), so a stage is released one K-tile late.
+    // sweep widening only its pass's blocks.
     for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
-      const int m0 = t % m_tiles * kTileM, n_tile = t / m_tiles;
+      const auto [m0, n_tile] = tile_coords<kTokens>(t, m_tiles, n_tiles);
       const int sweeps = __ldg(passes + n_tile);
       for (int pass = 0; pass < sweeps; ++pass) {
-        float acc[64];
+        float acc[kAcc];
         uint32_t bases_lo = 0, bases_hi = 0;  // the row's pass bases (the same in every K-tile)
-        int in_flight = 0;                     // the stage read by the wgmmas not yet waited for
-        // Step s's fragment registers are read by its wgmma until a wait_group retires it: each
-        // step is its own commit group, and before step s of K-tile kt rewrites frag[s], wait_group
-        // 7 retires all but the newest 7 groups, i.e. up to step s of K-tile kt − 1. So the tensor
-        // core keeps up to 8 steps (a K-tile) queued while the next ones are widened.
+        int in_flight = 0;                     // the stage of K-tile kt − 1, read by queued wgmmas
+        // A step's fragment registers are read by its wgmma until a wait_group retires it. Every
+        // step is its own commit group; before each step, wait_group kQueued − 1 retires all but
+        // the newest kQueued − 1 groups, so the tensor core keeps kQueued steps queued (4 × 64 ×
+        // T × 16 per warpgroup, 512 tensor cycles at T = 256) while the next ones are widened. Each step
+        // has its own fragment registers, rewritten a K-tile later (long retired; reusing them
+        // within a K-tile makes ptxas serialize the wgmmas, C7513). From step kQueued − 1 of
+        // K-tile kt on, all of kt − 1 has retired and its stage is released.
+        constexpr int kQueued = 4;
         uint32_t frag[kSteps][4];
         for (int kt = 0; kt < KT; ++kt) {
           mbarrier_wait(full_bar + 8 * stage, phase);
@@ -439,37 +553,31 @@ __global__ void __launch_bounds__(kThreads, 1)
           const uint32_t act_stage = smem_base + stage * L::kBytes;
 #pragma unroll
           for (int s = 0; s < kSteps; ++s) {
-            static_assert(kSteps == 8, "wait_group 7 below retires up to the same step of the last K-tile");
+            static_assert(kSteps > kQueued, "K-tile kt − 1 retires inside K-tile kt");
             // Two k16 steps per block: bytes 0, 1 of the block's word feed its first step, bytes
             // 2, 3 its second; in each, the first byte is k 2t..2t+1, the second k 8+2t..9+2t.
             const int blk = s / 2;
             const uint32_t mul_lo = bf16_block_multiplier(meta_lo, blk, pass);
             const uint32_t mul_hi = bf16_block_multiplier(meta_hi, blk, pass);
-            asm volatile("wgmma.wait_group.sync.aligned 7;\n" ::: "memory");
+            asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kQueued - 1) : "memory");
+            // K-tile kt − 1 has retired: its stage may be refilled once all 8 consumer warps say
+            // so (codes and meta were read into registers; the wait is warp-synchronous). A
+            // predicated arrive, not a branch: a branch between the wgmmas serializes them (C7513).
+            if (s == kQueued - 1) mbarrier_arrive_if(empty_bar + 8 * in_flight, kt > 0 && lane == 0);
+            uint32_t(&f)[4] = frag[s];
             if (s % 2 == 0) {
-              frag[s][0] = widen_bf16x2<0>(words_lo[blk], mul_lo);
-              frag[s][1] = widen_bf16x2<0>(words_hi[blk], mul_hi);
-              frag[s][2] = widen_bf16x2<1>(words_lo[blk], mul_lo);
-              frag[s][3] = widen_bf16x2<1>(words_hi[blk], mul_hi);
+              f[0] = widen_bf16x2<0>(words_lo[blk], mul_lo);
+              f[1] = widen_bf16x2<0>(words_hi[blk], mul_hi);
+              f[2] = widen_bf16x2<1>(words_lo[blk], mul_lo);
+              f[3] = widen_bf16x2<1>(words_hi[blk], mul_hi);
             } else {
-              frag[s][0] = widen_bf16x2<2>(words_lo[blk], mul_lo);
-              frag[s][1] = widen_bf16x2<2>(words_hi[blk], mul_hi);
-              frag[s][2] = widen_bf16x2<3>(words_lo[blk], mul_lo);
-              frag[s][3] = widen_bf16x2<3>(words_hi[blk], mul_hi);
+              f[0] = widen_bf16x2<2>(words_lo[blk], mul_lo);
+              f[1] = widen_bf16x2<2>(words_hi[blk], mul_hi);
+              f[2] = widen_bf16x2<3>(words_lo[blk], mul_lo);
+              f[3] = widen_bf16x2<3>(words_hi[blk], mul_hi);
             }
-            asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-            // Step s reads K bytes [32·s, 32·s + 32) of the tile: atom 32·s / 128, that byte
-            // offset in its rows. The first step of the sweep starts acc afresh.
-            const uint64_t desc =
-                smem_descriptor_sw128(act_stage + s * 32 / 128 * L::kAtomBytes + s * 32 % 128);
-            wgmma_m64n128k16_bf16(acc, frag[s], desc, kt > 0 || s > 0);
-            asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-          }
-          // The wait before step 7 retired all of K-tile kt − 1's wgmmas: its stage may be
-          // refilled once all 8 consumer warps say so (codes and meta were read into registers).
-          if (kt > 0) {
-            __syncwarp();
-            if (lane == 0) mbarrier_arrive(empty_bar + 8 * in_flight);
+            // The first step of the sweep starts acc afresh.
+            wgmma_step<kOp, kTokens>(acc, f, act_stage, s, kt > 0 || s > 0);
           }
           in_flight = stage;
           if (++stage == L::kStages) stage = 0, phase ^= 1u;
@@ -480,12 +588,17 @@ __global__ void __launch_bounds__(kThreads, 1)
 
         // Accumulator element 4j + 2h + c: weight row row + 8h, token 8j + 2t + c (t = lane % 4).
         // The first pass writes y, later ones add to it (the same thread wrote it).
+        // The empty asm makes this thread's first token opaque to the compiler: otherwise the
+        // stores' 64 addresses are hoisted out of the pass loop, live across the K loop, and
+        // spill (312 bytes).
         const float scale[2] = {pass_scale_of<kT.off>(bases_lo, pass), pass_scale_of<kT.off>(bases_hi, pass)};
+        int m_first = m0 + 2 * (lane % 4);
+        asm volatile("" : "+r"(m_first));
 #pragma unroll
-        for (int j = 0; j < 16; ++j) {
+        for (int j = 0; j < kAcc / 4; ++j) {
 #pragma unroll
           for (int c = 0; c < 2; ++c) {
-            const int m = m0 + 8 * j + 2 * (lane % 4) + c;
+            const int m = m_first + 8 * j + c;
             if (m >= M) continue;
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
@@ -502,6 +615,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
+
 // cuTensorMapEncodeTiled from the driver (the runtime gives its address; no link to libcuda).
 PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
@@ -514,6 +628,37 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
   }();
   return fn;
+}
+
+size_t tile_count(size_t M, size_t N, int tokens) {
+  return (M + tokens - 1) / tokens * (padded_rows(N) / kTileN);
+}
+
+// W4A16's T: 192 where its tiles fill the SMs in under 0.9 of the token-columns of work of 256's,
+// ceil(tiles / SMs) · T (the narrower tile widens 4/3 as much per FLOP, so it must save a tenth).
+// E.g. N = 2880 at M = 2048 on 132 SMs: T = 256 gives 184 tiles, 2 waves (the second 39% full),
+// 512; T = 192 gives 253 tiles, 2 waves, 384. Fewer tiles than SMs: one wave, the narrower wins.
+int bf16_tokens(size_t M, size_t N, int sms) {
+  const auto columns = [&](int tokens) {
+    return (tile_count(M, N, tokens) + sms - 1) / sms * static_cast<size_t>(tokens);
+  };
+  return 10 * columns(192) < 9 * columns(256) ? 192 : 256;
+}
+
+template <Sm90Operand kOp, int kTokens>
+cudaError_t launch_tiles(const CUtensorMap& map, const float* act_scale, size_t M, size_t K,
+                         const Mxfp4Sm90Weights& w, float* y, int sms, cudaStream_t stream) {
+  using L = StageLayout<kOp, kTokens>;
+  const auto kernel = gemm_mxfp4_sm90_kernel<kOp, kTokens>;
+  if (const cudaError_t e =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kSmem);
+      e != cudaSuccess)
+    return e;
+  const size_t tiles = tile_count(M, w.N, kTokens);
+  const unsigned grid = static_cast<unsigned>(std::min<size_t>(tiles, static_cast<size_t>(sms)));
+  kernel<<<grid, kThreads, L::kSmem, stream>>>(map, act_scale, static_cast<int>(M), static_cast<int>(K),
+                                               w.codes, w.meta, w.passes, static_cast<int>(w.N), y);
+  return cudaGetLastError();
 }
 
 template <Sm90Operand kOp>
@@ -534,31 +679,26 @@ cudaError_t launch(const void* x, const float* act_scale, size_t M, size_t K,
   const PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
   if (encode == nullptr) return cudaErrorSymbolNotFound;
 
-  // x as [M rows][K elements], boxes of [128 tokens][128 bytes of K], 128-byte swizzle (the layout
+  // x as [M rows][K elements], boxes of [T tokens][128 bytes of K], 128-byte swizzle (the layout
   // the wgmma descriptor reads); rows past M and K past the end read as zeros.
   constexpr OperandTraits kT = traits_of(kOp);
   CUtensorMap map;
   const cuuint64_t dims[2] = {K, M};
   const cuuint64_t pitch[1] = {K * kT.act_bytes};
-  const cuuint32_t box[2] = {128u / kT.act_bytes, kTileM};
+  const int tokens = kOp == Sm90Operand::e4m3 ? kFp8Tokens : bf16_tokens(M, w.N, sms);
+  const cuuint32_t box[2] = {128u / kT.act_bytes, static_cast<cuuint32_t>(tokens)};
   const cuuint32_t unit[2] = {1, 1};
   if (encode(&map, kOp == Sm90Operand::e4m3 ? CU_TENSOR_MAP_DATA_TYPE_UINT8 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
              2, const_cast<void*>(x), dims, pitch, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
     return cudaErrorInvalidValue;
-
-  const auto kernel = gemm_mxfp4_sm90_kernel<kOp>;
-  if (const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 StageLayout<kOp>::kSmem);
-      e != cudaSuccess)
-    return e;
-  const size_t tiles = (M + kTileM - 1) / kTileM * (padded_rows(w.N) / kTileN);
-  const unsigned grid = static_cast<unsigned>(std::min<size_t>(tiles, static_cast<size_t>(sms)));
-  kernel<<<grid, kThreads, StageLayout<kOp>::kSmem, stream>>>(
-      map, act_scale, static_cast<int>(M), static_cast<int>(K), w.codes, w.meta, w.passes,
-      static_cast<int>(w.N), y);
-  return cudaGetLastError();
+  if constexpr (kOp == Sm90Operand::e4m3)
+    return launch_tiles<kOp, kFp8Tokens>(map, act_scale, M, K, w, y, sms, stream);
+  else if (tokens == 192)
+    return launch_tiles<kOp, 192>(map, act_scale, M, K, w, y, sms, stream);
+  else
+    return launch_tiles<kOp, 256>(map, act_scale, M, K, w, y, sms, stream);
 }
 
 }  // namespace
