@@ -311,6 +311,29 @@ GemvActivations PrepareGemvX(const float* xr, size_t M, size_t K, std::vector<ui
 // whose 2^(e − 127 − t) is not a normal f32 is written as 0 (a valid one never is), and the
 // result is false: the caller finds those rows by their zeros. out: count + 16 floats.
 HWY_INLINE bool ScalesToF32(const uint8_t* e, size_t count, int t, float* out) {
+  // Usable scales are those with 1 ≤ e − t ≤ 254 and e ≠ 255 (NaN): one check of the whole block in
+  // bytes, 64 at a time, so that the common case converts without per-scale masks.
+  const int lo = std::max(t + 1, 0), hi = std::min(t + 254, 254);  // usable: lo ≤ e ≤ hi
+  bool all_usable = lo <= hi;
+  if (all_usable) {
+    __mmask64 outside = 0;
+    for (size_t b = 0; b < count; b += 64) {
+      const __mmask64 live = count - b >= 64 ? ~__mmask64{0} : (__mmask64{1} << (count - b)) - 1;
+      const __m512i v = _mm512_maskz_loadu_epi8(live, e + b);
+      outside |= _mm512_mask_cmplt_epu8_mask(live, v, _mm512_set1_epi8(static_cast<char>(lo))) |
+                 _mm512_mask_cmpgt_epu8_mask(live, v, _mm512_set1_epi8(static_cast<char>(hi)));
+    }
+    all_usable = outside == 0;
+  }
+  if (all_usable) {
+    for (size_t b = 0; b < count; b += 16) {
+      const __mmask16 live = count - b >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (count - b)) - 1u);
+      const __m512i field = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(live, e + b)), _mm512_set1_epi32(t));
+      _mm512_mask_storeu_ps(out + b, live, _mm512_castsi512_ps(_mm512_slli_epi32(field, 23)));
+    }
+    _mm_storeu_ps(out + count, _mm_setzero_ps());
+    return true;
+  }
   __mmask16 any_bad = 0;
   for (size_t b = 0; b < count; b += 16) {
     const __mmask16 live = count - b >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (count - b)) - 1u);
@@ -433,16 +456,19 @@ bool GemmMxfp4Bf16(const float* xr, size_t M, size_t K, const uint8_t* codes,
   const GemvActivations xa = PrepareGemvX(xr, M, K, x_words);
   if (!xa.ok) return false;
   const size_t row_bytes = K / 2, row_scales = K / kMxBlock;
-  const size_t block_rows = std::max<size_t>(kWeightRowsPerCall, kBlockScales / row_scales);
+  // Whole groups of kWeightRowsPerCall (a block's leftover row would take the 1-row kernel).
+  const size_t block_rows =
+      std::max<size_t>(kWeightRowsPerCall, kBlockScales / row_scales / kWeightRowsPerCall * kWeightRowsPerCall);
   for_rows(N, M * K, pool, [&](size_t n0, size_t n1) {
     thread_local std::vector<float> sc;  // this thread's: no allocation per call or chunk
     sc.resize(block_rows * row_scales + 16);
     std::vector<float> row;  // MxRowGeneric's, allocated only if a row takes it
     // The rows' own prefetch runs kGemvPrefetchL2 ahead of them: here the chunk's first
     // kGemvPrefetchL2 bytes, which nothing else fetches ahead (most of a q/k/v/o chunk at SmolLM2's
-    // sizes: 72 rows of 288 bytes), and each block's scales one block ahead.
-    PrefetchL2(codes + n0 * row_bytes, std::min((n1 - n0) * row_bytes, kGemvPrefetchL2));
+    // sizes: 72 rows of 288 bytes), and each block's scales one block ahead. The first block's
+    // scales go first: they are converted before any row runs.
     PrefetchL2(scales + n0 * row_scales, std::min(n1 - n0, block_rows) * row_scales);
+    PrefetchL2(codes + n0 * row_bytes, std::min((n1 - n0) * row_bytes, kGemvPrefetchL2));
     for (size_t b0 = n0; b0 < n1; b0 += block_rows) {
       const size_t rows = std::min(block_rows, n1 - b0);
       if (b0 + rows < n1)
