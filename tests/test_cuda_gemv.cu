@@ -26,21 +26,28 @@ namespace mxq {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// Repack: the layout function is a bijection onto the non-padding slots, and the repack places
-// every nibble and scale where it says.
+// Repack: the layout functions are a bijection onto the non-padding bits, and the repack places
+// every code bit and scale where they say.
 // ---------------------------------------------------------------------------------------------
+
+// Bit i of weight (n, k)'s code, as an index into the repacked code bytes' bits.
+size_t repacked_code_bit(size_t n, size_t k, unsigned i, size_t K) {
+  return 8 * mxfp4_gemv_code_word(n, k, K) + mxfp4_gemv_code_bit(k, i);
+}
 
 TEST(CudaGemvRepack, BijectionOverAllIndices) {
   std::mt19937_64 rng(fresh_seed());
   for (const auto& [N, K] : {std::pair<size_t, size_t>{129, 96}, {40, 4128}, {16, 64}, {33, 32}}) {
     SCOPED_TRACE("N " + std::to_string(N) + " K " + std::to_string(K));
     const size_t code_bytes = mxfp4_gemv_code_bytes(N, K), scale_bytes = mxfp4_gemv_scale_bytes(N, K);
-    std::vector<uint8_t> seen_nibble(2 * code_bytes, 0), seen_scale(scale_bytes, 0);
+    std::vector<uint8_t> seen_bit(8 * code_bytes, 0), seen_scale(scale_bytes, 0);
     for (size_t n = 0; n < N; ++n) {
       for (size_t k = 0; k < K; ++k) {
-        const size_t i = mxfp4_gemv_code_nibble(n, k, K);
-        ASSERT_LT(i, 2 * code_bytes);
-        ASSERT_EQ(seen_nibble[i]++, 0) << "two weights at nibble " << i << " (n " << n << ", k " << k << ")";
+        for (unsigned i = 0; i < 4; ++i) {
+          const size_t b = repacked_code_bit(n, k, i, K);
+          ASSERT_LT(b, 8 * code_bytes);
+          ASSERT_EQ(seen_bit[b]++, 0) << "two code bits at bit " << b << " (n " << n << ", k " << k << ")";
+        }
       }
       for (size_t kb = 0; kb < K / kMxBlock; ++kb) {
         const size_t i = mxfp4_gemv_scale_byte(n, kb, K);
@@ -56,17 +63,20 @@ TEST(CudaGemvRepack, BijectionOverAllIndices) {
     mxfp4_gemv_repack(codes.data(), scales.data(), N, K, codes_rp.data(), scales_rp.data());
     for (size_t n = 0; n < N; ++n) {
       for (size_t k = 0; k < K; ++k) {
-        const size_t i = mxfp4_gemv_code_nibble(n, k, K);
-        const uint32_t got = (codes_rp[i / 2] >> (4 * (i % 2))) & 0xFu;
+        uint32_t got = 0;
+        for (unsigned i = 0; i < 4; ++i) {
+          const size_t b = repacked_code_bit(n, k, i, K);
+          got |= ((codes_rp[b / 8] >> (b % 8)) & 1u) << i;
+        }
         const uint32_t want = (codes[(n * K + k) / 2] >> (4 * (k % 2))) & 0xFu;
         ASSERT_EQ(got, want) << "n " << n << " k " << k;
       }
       for (size_t kb = 0; kb < K / kMxBlock; ++kb)
         ASSERT_EQ(scales_rp[mxfp4_gemv_scale_byte(n, kb, K)], scales[n * (K / kMxBlock) + kb]);
     }
-    // Padding: zero codes and the 1.0 scale everywhere no weight maps.
-    for (size_t i = 0; i < 2 * code_bytes; ++i)
-      if (!seen_nibble[i]) ASSERT_EQ((codes_rp[i / 2] >> (4 * (i % 2))) & 0xFu, 0u) << "nibble " << i;
+    // Padding: zero code bits and the 1.0 scale everywhere no weight maps.
+    for (size_t b = 0; b < 8 * code_bytes; ++b)
+      if (!seen_bit[b]) ASSERT_EQ((codes_rp[b / 8] >> (b % 8)) & 1u, 0u) << "code bit " << b;
     for (size_t i = 0; i < scale_bytes; ++i)
       if (!seen_scale[i]) ASSERT_EQ(scales_rp[i], kGemvPadScale) << "scale byte " << i;
   }
@@ -131,9 +141,12 @@ std::vector<float> run_gemv(const GemvCase& c, const GemvData& d, ElemType yt) {
   return out;
 }
 
+// 33797 rows (2113 row tiles, the last one partial) at K = 160: CTAs of 8 tiles, one warp each, at
+// 1 and 16 tokens, and each warp's 3 steps (the last one half padding) fewer than its ring holds.
 const GemvCase kCases[] = {{1, 4096 + 40, 4096 + 32}, {2, 2880, 2880}, {3, 129, 96},
                            {7, 4096 + 40, 4096 + 32}, {16, 2880, 2880}, {16, 129, 96},
-                           {33, 2880, 2880},          {127, 129, 4096 + 32}, {1, 129, 96}};
+                           {33, 2880, 2880},          {127, 129, 4096 + 32}, {1, 129, 96},
+                           {1, 33797, 160},           {16, 33797, 160}};
 
 // check(c, yt, d, xf, ref, got) for every case and output type, on fresh data (integer or not):
 // xf the bf16 activations widened to f32, ref gemm_mxfp4_ref on them, got the device's y as f32.

@@ -3,23 +3,28 @@
 //
 // Budget. At M = 1 an H100 streams ~0.53 bytes of weight per element, so at ~3 TB/s an SM must
 // retire ~24 weights per clock: ~5 thread-instructions per weight of issue, for the dequantization,
-// the MMAs, the activation loads and the loop. The conversion below spends ~2 per weight (~3.1 per
-// weight in all, from the sm_90a SASS of a 64-K step):
+// the MMAs, the activation loads and the loop. From the sm_90a SASS, a 64-K step (32 weights per
+// lane) costs ~75 instructions of conversion and MMA plus ~32 of loop, copies and activation loads
+// (~3.3 per weight; ~125 before the bit layout and the ring below):
 //  * E2M1 -> bf16 by bit placement (the codes' exponent and mantissa bits dropped into the bottom of
-//    bf16's fields give E2M1 · 2^-126 exactly, the subnormal 0.5 included): 3-4 integer ops per
-//    bf16x2 register, thanks to the repacked nibble order;
+//    bf16's fields give E2M1 · 2^-126 exactly, the subnormal 0.5 included): 11 integer ops per word
+//    of 8 codes (one mask for one pair, shift + mask for two, three of each for the fourth), thanks
+//    to the repacked bit order (gemv.h; 15 with plain nibbles);
 //  * one bf16x2 multiply by 2^(e - 1) = 2^126 · 2^(e - 127) per register, the block's E8M0 scale
 //    with the bias fix folded in. That constant is a bf16 for e <= 128 (weights below 6 · 2^1); a
 //    lane whose scales are larger (or NaN) multiplies twice, by 2^126 and by the scale, so every
 //    scale byte is exact: E2M1 · 2^(e-127) is a bf16 for every e (the smallest, 2^-128, is a bf16
 //    subnormal, which fma.rn.bf16x2 keeps), as it is a float32 in the reference.
 // The tensor cores then do the multiply-adds in FP32 (bf16 x bf16 products are exact). At M = 1
-// seven of the eight MMA columns are zeros; the MMA rate is far above what the stream needs.
+// seven of the eight MMA columns are wasted; the MMA rate is far above what the stream needs.
 //
-// Latency. Each warp keeps two chunks of its steps' loads in flight (the next chunk's weights are
-// loaded before the current chunk's MMAs); at M <= 8, 32 warps per SM x 2 KB. Weights are read once:
-// .cs (evict-first) loads. Activations are small and shared by every tile: plain cached loads, L1
-// serves the CTA's other tiles.
+// Latency. Each warp streams its weights through a ring of MXQ_GEMV_RING_* steps in shared memory
+// filled by cp.async (16 bytes of codes and 4 of scales per lane and step), 3 steps ahead, so no
+// register holds a load in flight: 48 registers at M <= 8 and 5 CTAs (40 warps) per SM, where the
+// register double-buffering before held 2 KB per warp in 63 registers at 4 CTAs. What measured
+// faster was the lower register count (more warps to issue the conversion), not depth: a ring of 8
+// was slower than one of 4. Activations are small and shared by every tile: plain cached loads,
+// issued before the step's wait so that their L1 / L2 latency overlaps it.
 #include "mxq/kernels/cuda/gemv.h"
 
 #include <cooperative_groups.h>
@@ -37,15 +42,25 @@ namespace {
 
 constexpr int kWarps = 8, kThreads = 32 * kWarps;
 // Benchmark builds may override the defaults below to compare variants on the device (as
-// mx_convert.cu's unroll depths). The defaults are the best measured on an H100 (docs/BENCHMARKS.md):
-// at M <= 8, chunks of 2 steps (two chunks, 2 KB per warp, in flight) in 63 registers, so that 4 CTAs
-// (32 warps) fit an SM, beat chunks of 4 steps in 102 registers (2 CTAs per SM) on every shape but one
-// (LM head 120.8 vs 128.7 us); at M 9-16, 2 tiles per CTA beat 4 (2880x4096 18.3 vs 32.3 us).
-#ifndef MXQ_GEMV_DEPTH_M8
-#define MXQ_GEMV_DEPTH_M8 2
+// mx_convert.cu's unroll depths). The defaults are the best measured on an H100 (docs/BENCHMARKS.md,
+// "cp.async ring"): a ring of 4 steps beat 8 (LM head at M = 1 113.0 vs 116.4 us, 28672x4096 31.5
+// vs 34.2); 5 CTAs per SM at M <= 8 (48 registers) beat 4 (LM head 107.7 vs 112.9 us, 5120x2880
+// 10.1 vs 13.4) and 4 at M 9-16 (64 registers) beat 3 (LM head 143.4 vs 159.9, 28672x4096 37.2 vs
+// 45.1); at M 9-16, 2 tiles per CTA beat 4 (2880x4096 18.3 vs 32.3 us).
+#ifndef MXQ_GEMV_RING_M8  // steps in a warp's shared-memory ring at M <= 8 (ring - 1 in flight)
+#define MXQ_GEMV_RING_M8 4
+#endif
+#ifndef MXQ_GEMV_RING_M32  // the same above 8 tokens
+#define MXQ_GEMV_RING_M32 4
 #endif
 #ifndef MXQ_GEMV_MIN_CTAS_M8  // CTAs per SM the register budget must allow at M <= 8
-#define MXQ_GEMV_MIN_CTAS_M8 4
+#define MXQ_GEMV_MIN_CTAS_M8 5
+#endif
+#ifndef MXQ_GEMV_MIN_CTAS_M16  // the same at 9-16 tokens
+#define MXQ_GEMV_MIN_CTAS_M16 4
+#endif
+#ifndef MXQ_GEMV_MIN_CTAS_M32  // the same above 16 tokens
+#define MXQ_GEMV_MIN_CTAS_M32 2
 #endif
 #ifndef MXQ_GEMV_TILES_PER_CTA_M16
 #define MXQ_GEMV_TILES_PER_CTA_M16 2
@@ -56,20 +71,23 @@ constexpr int kWarps = 8, kThreads = 32 * kWarps;
 #ifndef MXQ_GEMV_MAX_KSPLIT
 #define MXQ_GEMV_MAX_KSPLIT 8
 #endif
-// Steps per chunk of a warp's loads (two chunks in flight); 2 above 8 tokens, whose 8-16 accumulator
-// and 32-64 activation registers per chunk would otherwise spill.
 template <int kNT8>
-constexpr int kDepth = kNT8 == 1 ? MXQ_GEMV_DEPTH_M8 : 2;
+constexpr int kRingDepth = kNT8 == 1 ? MXQ_GEMV_RING_M8 : MXQ_GEMV_RING_M32;
+template <int kNT8>
+constexpr int kMinCtas = kNT8 == 1 ? MXQ_GEMV_MIN_CTAS_M8 : kNT8 == 2 ? MXQ_GEMV_MIN_CTAS_M16 : MXQ_GEMV_MIN_CTAS_M32;
 constexpr size_t kTokensPerLaunch = 32;  // four MMA column tiles of 8
 constexpr uint32_t kBf16x2Pow126 = 0x7E807E80u;
 
-// The bf16x2 register r (elements 2r, 2r+1 of a word's 8, at nibbles r and r+4) as E2M1 · 2^-126:
-// magnitude bits to bf16 bits 6..8 (exponent LSBs and mantissa MSB), sign to bit 15, per half.
+// The bf16x2 register r (elements 2r, 2r+1 of a word's 8) as E2M1 · 2^-126: magnitude bits to bf16
+// bits 6..8 (exponent LSBs and mantissa MSB), sign to bit 15, per half (layout in gemv.h): 2, 2, 1
+// and 6 integer ops for r = 0..3.
 template <int kR>
 __device__ __forceinline__ uint32_t e2m1x2_bits(uint32_t w) {
-  constexpr int kMag = 6 - 4 * kR, kSign = 12 - 4 * kR;
-  const uint32_t mag = kMag >= 0 ? w << (kMag & 31) : w >> (-kMag & 31);
-  return (mag & 0x01C001C0u) | ((w << kSign) & 0x80008000u);
+  constexpr uint32_t kFields = 0x81C081C0u;  // bf16 bits 6-8 and 15 of both halves
+  if constexpr (kR == 0) return (w << 6) & kFields;
+  if constexpr (kR == 1) return (w << 3) & kFields;
+  if constexpr (kR == 2) return w & kFields;
+  return ((w >> 4) & 0x00C000C0u) | ((w >> 5) & 0x01000100u) | ((w << 1) & 0x80008000u);
 }
 
 // Byte i of the scale word as the bf16x2 factor 2^(e-1) (both halves): e + 126 in the exponent
@@ -132,14 +150,11 @@ __device__ __forceinline__ void tile_step(const uint4& wq, uint32_t sc, const ui
   }
 }
 
-// Where a warp is in its sequence of steps: its lane's code vector and scale word of the next step,
-// its activation pointers (token 8j + g, k of the next step + 8t) and that k.
+// Where a warp is in its sequence of steps: its activation pointers (token 8j + g, k of the step +
+// 8t) and that k.
 template <int kNT8>
 struct WarpCursor {
-  const uint4* codes;
-  const uint32_t* scales;
   const bf16* x[kNT8];
-  bool has_token[kNT8];
   int k;
 };
 struct WarpStride {
@@ -147,79 +162,102 @@ struct WarpStride {
   int k;                 // elements of K per step of this warp
 };
 
-// The code vectors and scale words of kSteps consecutive steps of a warp; steps at or past the warp's
-// count load nothing and hold zeros (zero codes: they add nothing).
-template <int kSteps>
-struct WeightChunk {
-  uint4 codes[kSteps];
-  uint32_t scales[kSteps];
+// A warp's ring of kRing steps in shared memory, filled by cp.async: each lane copies its own code
+// vector and scale word, and reads back only what it copied, so a lane's cp.async.wait_group is all
+// the synchronization the ring needs.
+template <int kRing>
+struct WarpRing {
+  uint4 codes[kRing][32];
+  uint32_t scales[kRing][32];
+};
+// A warp's shared memory: its ring while it streams, then its FP32 partials in fragment order
+// [n8 tile · 4 + c][lane] (no copy is in flight once its last step is read: steps past the end copy
+// nothing).
+template <int kNT8>
+union WarpSmem {
+  WarpRing<kRingDepth<kNT8>> ring;
+  float partial[kNT8 * 4][32];
 };
 
-template <int kNT8, int kSteps>
-__device__ __forceinline__ void load_weights(const WarpCursor<kNT8>& at, const WarpStride& stride,
-                                             int left, WeightChunk<kSteps>& w) {
-#pragma unroll
-  for (int u = 0; u < kSteps; ++u) {
-    w.codes[u] = u < left ? __ldcs(at.codes + u * stride.codes) : make_uint4(0, 0, 0, 0);
-    w.scales[u] = u < left ? __ldcs(at.scales + u * stride.scales) : 0u;
-  }
+// Copies global -> shared (cp.async: no registers held while in flight). Codes bypass L1 (.cg):
+// each byte is read once.
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(
+                   static_cast<unsigned>(__cvta_generic_to_shared(dst))),
+               "l"(src)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_4(void* dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(
+                   static_cast<unsigned>(__cvta_generic_to_shared(dst))),
+               "l"(src)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
 }
 
-// The MMAs of one chunk (whose weights are loaded): its activations first, all at once, then the
-// steps. The second block of a step lies past K only in the last step when K / 32 is odd: its
-// activations read as zeros (the padding codes are zeros too); so do those of missing steps.
-template <int kNT8, int kSteps>
-__device__ __forceinline__ void chunk_mma(const WarpCursor<kNT8>& at, const WarpStride& stride, int K,
-                                          int left, const WeightChunk<kSteps>& w,
-                                          float (&acc)[kNT8][4]) {
-  uint4 xq[kSteps][2][kNT8];
+// The activations of the cursor's step: xq[b][j] = k = 8t .. 8t+7 of block b for token 8j + g.
+// Lanes past the last token read token 0's row instead: B column n of an MMA reaches only output
+// column n, which is not stored for such a token. The second block of a step lies past K only in
+// the last step when K / 32 is odd: it reads as zeros (the padding codes are zeros too).
+template <int kNT8>
+__device__ __forceinline__ void load_activations(const WarpCursor<kNT8>& at, int K, uint4 (&xq)[2][kNT8]) {
+  const bool second_block = at.k + static_cast<int>(kMxBlock) < K;
 #pragma unroll
-  for (int u = 0; u < kSteps; ++u) {
-    const int k0 = at.k + u * stride.k;
-    const bool first_block = u < left, second_block = first_block && k0 + static_cast<int>(kMxBlock) < K;
-#pragma unroll
-    for (int j = 0; j < kNT8; ++j) {
-      const uint4* xp = reinterpret_cast<const uint4*>(at.x[j] + u * stride.k);
-      xq[u][0][j] = at.has_token[j] && first_block ? __ldg(xp) : make_uint4(0, 0, 0, 0);
-      xq[u][1][j] = at.has_token[j] && second_block ? __ldg(xp + kMxBlock / 8) : make_uint4(0, 0, 0, 0);
-    }
-  }
-#pragma unroll
-  for (int u = 0; u < kSteps; ++u) {
-    if (__all_sync(0xFFFFFFFFu, (w.scales[u] & 0x80808080u) == 0))
-      tile_step<kNT8, true>(w.codes[u], w.scales[u], xq[u], acc);
-    else
-      tile_step<kNT8, false>(w.codes[u], w.scales[u], xq[u], acc);
+  for (int j = 0; j < kNT8; ++j) {
+    const uint4* xp = reinterpret_cast<const uint4*>(at.x[j]);
+    xq[0][j] = __ldg(xp);
+    xq[1][j] = second_block ? __ldg(xp + kMxBlock / 8) : make_uint4(0, 0, 0, 0);
   }
 }
 
 template <int kNT8>
-__device__ __forceinline__ void advance(WarpCursor<kNT8>& at, const WarpStride& stride, int steps) {
-  at.codes += steps * stride.codes;
-  at.scales += steps * stride.scales;
+__device__ __forceinline__ void advance_activations(WarpCursor<kNT8>& at, const WarpStride& stride) {
 #pragma unroll
-  for (int j = 0; j < kNT8; ++j) at.x[j] += steps * stride.k;
-  at.k += steps * stride.k;
+  for (int j = 0; j < kNT8; ++j) at.x[j] += stride.k;
+  at.k += stride.k;
 }
 
-// All `count` steps of a warp, kSteps at a time, with the next chunk's weights loaded before the
-// current chunk's MMAs: two chunks of loads in flight while the warp converts (a first version that
-// loaded, then converted, then loaded again kept the HBM queue half-empty).
-template <int kNT8, int kSteps>
-__device__ __forceinline__ void warp_steps(WarpCursor<kNT8>& at, const WarpStride& stride, int K,
-                                           int count, float (&acc)[kNT8][4]) {
-  WeightChunk<kSteps> cur, next;
-  load_weights<kNT8, kSteps>(at, stride, count, cur);
-  for (int c = 0; c < count; c += kSteps) {
-    const int left = count - c;
-    if (left > kSteps) {
-      WarpCursor<kNT8> ahead = at;
-      advance(ahead, stride, kSteps);
-      load_weights<kNT8, kSteps>(ahead, stride, left - kSteps, next);
+// All `count` steps of a warp, from the lane's code vector `codes` and scale word `scales` of its
+// first step, with kRing - 1 steps' weights in flight: before step i is converted, the copy of step
+// i + kRing - 1 goes out into the slot step i - 1 used (its registers are consumed by then). The loop
+// is unrolled over the ring, so every slot address is a constant offset.
+template <int kNT8, int kRing>
+__device__ __forceinline__ void warp_steps(const uint4* codes, const uint32_t* scales,
+                                           WarpCursor<kNT8>& at, const WarpStride& stride, int K,
+                                           int count, WarpRing<kRing>& ring, int lane,
+                                           float (&acc)[kNT8][4]) {
+  auto fetch = [&](int step, int slot) {
+    if (step < count) {
+      cp_async_16(&ring.codes[slot][lane], codes);
+      cp_async_4(&ring.scales[slot][lane], scales);
     }
-    chunk_mma<kNT8, kSteps>(at, stride, K, left, cur, acc);
-    advance(at, stride, kSteps);
-    cur = next;
+    cp_async_commit();  // an empty group past the end keeps one group per step
+    codes += stride.codes;
+    scales += stride.scales;
+  };
+#pragma unroll
+  for (int s = 0; s < kRing - 1; ++s) fetch(s, s);
+  for (int i0 = 0; i0 < count; i0 += kRing) {
+#pragma unroll
+    for (int s = 0; s < kRing; ++s) {
+      if (i0 + s >= count) break;
+      // The activations first: their L1 / L2 latency overlaps the wait and the conversion.
+      uint4 xq[2][kNT8];
+      load_activations(at, K, xq);
+      fetch(i0 + s + kRing - 1, (s + kRing - 1) % kRing);
+      cp_async_wait<kRing - 1>();  // step i0 + s's group is complete
+      const uint4 wq = ring.codes[s][lane];
+      const uint32_t sc = ring.scales[s][lane];
+      if (__all_sync(0xFFFFFFFFu, (sc & 0x80808080u) == 0))
+        tile_step<kNT8, true>(wq, sc, xq, acc);
+      else
+        tile_step<kNT8, false>(wq, sc, xq, acc);
+      advance_activations(at, stride);
+    }
   }
 }
 
@@ -231,12 +269,11 @@ __device__ __forceinline__ void store_out(bf16* y, size_t i, float v) { y[i] = b
 // (rank + 1) · steps / ksplit). Warp w works on tile w % tiles_per_cta, every (kWarps /
 // tiles_per_cta)-th step of the range starting at w / tiles_per_cta.
 template <int kNT8, typename OutT>
-__global__ void __launch_bounds__(kThreads, kNT8 == 1 ? MXQ_GEMV_MIN_CTAS_M8 : 2)
+__global__ void __launch_bounds__(kThreads, kMinCtas<kNT8>)
 mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* __restrict__ codes,
                         const uint32_t* __restrict__ scales, int N, OutT* __restrict__ y,
                         int tiles_per_cta, int ksplit) {
-  // FP32 partials of every warp, in fragment order: [warp][n8 tile · 4 + c][lane].
-  __shared__ float partial[kWarps][kNT8 * 4][32];
+  __shared__ WarpSmem<kNT8> smem[kWarps];
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int tiles = static_cast<int>(mxfp4_gemv_tiles(N)), steps = static_cast<int>(mxfp4_gemv_steps(K));
@@ -251,23 +288,22 @@ mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* _
     const int count = (end - first + slots - 1) / slots;
     const size_t tile_step0 = size_t{static_cast<unsigned>(tile)} * steps + first;
     WarpCursor<kNT8> at;
-    at.codes = codes + tile_step0 * 32 + lane;
-    at.scales = scales + tile_step0 * 8 + g;
     at.k = first * static_cast<int>(kGemvStepK);
 #pragma unroll
     for (int j = 0; j < kNT8; ++j) {
-      at.has_token[j] = 8 * j + g < M;
-      at.x[j] = x + size_t{static_cast<unsigned>(at.has_token[j] ? 8 * j + g : 0)} * K + at.k + 8 * t;
+      const int token = 8 * j + g < M ? 8 * j + g : 0;
+      at.x[j] = x + size_t{static_cast<unsigned>(token)} * K + at.k + 8 * t;
     }
     const WarpStride stride{size_t{static_cast<unsigned>(slots)} * 32, size_t{static_cast<unsigned>(slots)} * 8,
                             slots * static_cast<int>(kGemvStepK)};
-    warp_steps<kNT8, kDepth<kNT8>>(at, stride, K, count, acc);
+    warp_steps<kNT8, kRingDepth<kNT8>>(codes + tile_step0 * 32 + lane, scales + tile_step0 * 8 + g, at,
+                                       stride, K, count, smem[warp].ring, lane, acc);
   }
 
 #pragma unroll
   for (int j = 0; j < kNT8; ++j)
 #pragma unroll
-    for (int c = 0; c < 4; ++c) partial[warp][4 * j + c][lane] = acc[j][c];
+    for (int c = 0; c < 4; ++c) smem[warp].partial[4 * j + c][lane] = acc[j][c];
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   namespace cg = cooperative_groups;
@@ -285,12 +321,11 @@ mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* _
       const int tt = item / kPerTile, i = (item / 32) % (kNT8 * 4), ln = item % 32;
       float sum = 0.0f;
       for (int r = 0; r < ksplit; ++r) {
-        const float* part = &partial[0][0][0];
+        const WarpSmem<kNT8>* part = smem;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
         if (r > 0) part = cluster.map_shared_rank(part, r);
 #endif
-        for (int sl = 0; sl < slots; ++sl)
-          sum += part[((tt + sl * tiles_per_cta) * kNT8 * 4 + i) * 32 + ln];
+        for (int sl = 0; sl < slots; ++sl) sum += part[tt + sl * tiles_per_cta].partial[i][ln];
       }
       // Accumulator c of column tile j: row g + 8·(c / 2), token 8j + 2t + c % 2.
       const int row = ln / 4 + 8 * ((i % 4) / 2), token = 8 * (i / 4) + 2 * (ln % 4) + i % 2;
@@ -370,12 +405,26 @@ cudaError_t launch_gemv_tokens(const bf16* x, int M, int K, const uint8_t* codes
   }
 }
 
-// Element j of a checkpoint code word (nibble j) to nibble j / 2 + 4 · (j % 2): even elements to
-// the low four nibbles, odd ones to the high four.
+// A checkpoint code word (element j in nibble j) in the repacked bit order of gemv.h, as one lookup
+// per byte (elements 2r and 2r + 1: pair r of the word): a table built from mxfp4_gemv_code_bit at
+// compile time, ~10x faster at load than placing each bit.
+struct CodeWordTable {
+  uint32_t pair[4][256];
+};
+constexpr CodeWordTable make_code_word_table() {
+  CodeWordTable t{};
+  for (unsigned r = 0; r < 4; ++r)
+    for (unsigned byte = 0; byte < 256; ++byte)
+      for (unsigned e = 0; e < 2; ++e)
+        for (unsigned i = 0; i < 4; ++i)
+          t.pair[r][byte] |= ((byte >> (4 * e + i)) & 1u) << mxfp4_gemv_code_bit(2 * r + e, i);
+  return t;
+}
+constexpr CodeWordTable kCodeWordTable = make_code_word_table();
+
 uint32_t permute_code_word(uint32_t w) {
-  uint32_t out = 0;
-  for (int j = 0; j < 8; ++j) out |= ((w >> (4 * j)) & 0xFu) << (4 * (j / 2 + 4 * (j % 2)));
-  return out;
+  return kCodeWordTable.pair[0][w & 0xFFu] | kCodeWordTable.pair[1][(w >> 8) & 0xFFu] |
+         kCodeWordTable.pair[2][(w >> 16) & 0xFFu] | kCodeWordTable.pair[3][w >> 24];
 }
 
 }  // namespace
@@ -390,13 +439,12 @@ void mxfp4_gemv_repack(const uint8_t* codes, const uint8_t* scales, size_t N, si
   for (size_t n = 0; n < N; ++n) {
     for (size_t kb = 0; kb < blocks; ++kb) {
       scales_rp[mxfp4_gemv_scale_byte(n, kb, K)] = scales[n * blocks + kb];
-      // The block's 4 code words (k = 8t .. 8t+7) each land whole in one repacked word, whose
-      // first nibble is where element 8t goes.
+      // The block's 4 code words (k = 8t .. 8t+7) each land whole in one repacked word.
       for (size_t t = 0; t < 4; ++t) {
         uint32_t w;
         std::memcpy(&w, codes + n * (K / 2) + kb * (kMxBlock / 2) + 4 * t, 4);
         w = permute_code_word(w);
-        std::memcpy(codes_rp + mxfp4_gemv_code_nibble(n, kb * kMxBlock + 8 * t, K) / 2, &w, 4);
+        std::memcpy(codes_rp + mxfp4_gemv_code_word(n, kb * kMxBlock + 8 * t, K), &w, 4);
       }
     }
   }

@@ -17,11 +17,15 @@
 //   word 1: row g + 8, block 2·step,     same k
 //   word 2: row g,     block 2·step + 1, same k
 //   word 3: row g + 8, block 2·step + 1, same k
-// and the 8 nibbles of a word are reordered so that element j sits at nibble (j / 2) + 4·(j % 2):
-// elements 2r and 2r + 1 (one bf16x2 register of the MMA fragment) are nibbles r and r + 4, which one
-// shift and one mask move into the two halves' exponent/mantissa fields. The k order inside the MMA is
-// permuted the same way for weights and activations (thread t's fragment columns are the block's
-// k = 8t .. 8t+7), so each lane reads its activations as one 16-byte vector per block too.
+// and inside a word the 8 elements are not nibbles: elements 2r and 2r + 1 (one bf16x2 register of
+// the MMA fragment) sit at the same bits of the word's low and high halves, laid out per half so
+// that their magnitude bits (E2M1 bits 0-2: m, e0, e1) land on bf16's bits 6-8 and their sign on bit
+// 15 in few integer ops: pair 0 at bits 0-2 and 9 (one shift left by 6, one mask), pair 1 at 3-5 and
+// 12 (shift by 3, mask), pair 2 at 6-8 and 15 (mask only), pair 3 at 10, 11, 13 and 14 (the 4 bits
+// left: three shifts and masks).
+// The k order inside the MMA is permuted the same way for weights and activations (thread t's
+// fragment columns are the block's k = 8t .. 8t+7), so each lane reads its activations as one
+// 16-byte vector per block too.
 // Scales: per (tile, step) 32 bytes, 4 per g: (row g, block 2s), (row g+8, 2s), (row g, 2s+1),
 // (row g+8, 2s+1); padding blocks and rows get 127 (1.0).
 #pragma once
@@ -51,15 +55,19 @@ inline constexpr size_t mxfp4_gemv_scale_bytes(size_t N, size_t K) {
   return mxfp4_gemv_tiles(N) * mxfp4_gemv_steps(K) * kGemvStepScaleBytes;
 }
 
-// Where weight (n, k) lives in the repacked codes, as a nibble index (byte = index / 2, the low
-// nibble when even), for n < N, k < K. The layout above, written once; the repack and its test use it.
-inline constexpr size_t mxfp4_gemv_code_nibble(size_t n, size_t k, size_t K) {
+// Where weight (n, k) lives in the repacked codes: the byte offset of its 32-bit word (n < N,
+// k < K), and the bit of that word that holds bit i (0: m, 1: e0, 2: e1, 3: sign) of its E2M1
+// code. The layout above, written once; the repack and its test use it.
+inline constexpr size_t mxfp4_gemv_code_word(size_t n, size_t k, size_t K) {
   const size_t tile = n / kGemvTileRows, r = n % kGemvTileRows, g = r % 8, hi = r / 8;
-  const size_t step = k / kGemvStepK, b = (k % kGemvStepK) / kMxBlock, kk = k % kMxBlock;
-  const size_t t = kk / 8, j = kk % 8;
-  const size_t lane = 4 * g + t, word = 2 * b + hi, pos = j / 2 + 4 * (j % 2);
-  const size_t byte = ((tile * mxfp4_gemv_steps(K) + step) * 32 + lane) * 16 + word * 4 + pos / 2;
-  return 2 * byte + pos % 2;
+  const size_t step = k / kGemvStepK, b = (k % kGemvStepK) / kMxBlock, t = (k % kMxBlock) / 8;
+  const size_t lane = 4 * g + t, word = 2 * b + hi;
+  return ((tile * mxfp4_gemv_steps(K) + step) * 32 + lane) * 16 + word * 4;
+}
+inline constexpr unsigned mxfp4_gemv_code_bit(size_t k, unsigned i) {
+  constexpr unsigned kBit[4][4] = {{0, 1, 2, 9}, {3, 4, 5, 12}, {6, 7, 8, 15}, {10, 11, 13, 14}};
+  const size_t j = k % 8;  // the element's place in its word
+  return kBit[j / 2][i] + 16 * static_cast<unsigned>(j % 2);
 }
 // Where the scale of block kb (k in [32·kb, 32·kb + 32)) of row n lives in the repacked scales.
 inline constexpr size_t mxfp4_gemv_scale_byte(size_t n, size_t kb, size_t K) {
