@@ -33,21 +33,24 @@ inline float mx_half_scale(uint8_t e) {
   return e == kE8M0Nan ? NAN : pow2f(static_cast<int>(e) - kE8M0Bias - 1);
 }
 
-// Runs fn(n0, n1) over the N output rows, chunks of at least 32K multiply-adds each: far above
-// the few microseconds a pool wake-up costs. The chunk count is a multiple of the pool's threads
-// (up to 4 each) where there are enough rows, so no thread gets a chunk more than another: a
-// 192 x 576 GEMV is 3 chunks of the minimum size, 2 of them on one of 2 threads, but 2 chunks of
-// 96 rows here. The pool gets a std::function of a one-pointer lambda, which std::function stores
-// inline: no heap allocation per call, whatever fn captures.
+// Runs fn(n0, n1) over the N output rows of an M-token product with K inputs, chunks of at least
+// 32K multiply-adds each: far above the few microseconds a pool wake-up costs. The chunk count is a
+// multiple of the pool's threads where there are enough rows, so no thread gets a chunk more than
+// another (a 192 x 576 GEMV is 3 chunks of the minimum size, 2 of them on one of 2 threads, but 2
+// chunks of 96 rows here): up to 4 per thread, 2 for a GEMV (M = 1), whose every chunk start is a
+// cold DRAM round trip while the threads stream at one rate (a decode-shaped sequence of SmolLM2's
+// GEMVs ran 3-8% faster with 2 than with 4 here; 1 was ~1% faster still, but leaves no chunk for
+// the caller to take over from a descheduled thread). The pool gets a std::function of a
+// one-pointer lambda, which std::function stores inline: no heap allocation per call.
 template <class Fn>
-void for_rows(size_t N, size_t work_per_row, ThreadPool* pool, Fn&& fn) {
-  const size_t min_rows = std::max<size_t>(1, (size_t{1} << 15) / std::max<size_t>(work_per_row, 1));
+void for_rows(size_t N, size_t M, size_t K, ThreadPool* pool, Fn&& fn) {
+  const size_t min_rows = std::max<size_t>(1, (size_t{1} << 15) / std::max<size_t>(M * K, 1));
   if (pool == nullptr) {
     fn(size_t{0}, N);
     return;
   }
   const size_t threads = static_cast<size_t>(pool->size());
-  const size_t per_thread = std::min<size_t>(4, N / min_rows / threads);
+  const size_t per_thread = std::min<size_t>(M == 1 ? 2 : 4, N / min_rows / threads);
   const size_t grain = per_thread == 0 ? min_rows : N / (per_thread * threads);
   pool->parallel_for(N, grain, [&fn](size_t n0, size_t n1) { fn(n0, n1); });
 }
@@ -459,7 +462,7 @@ bool GemmMxfp4Bf16(const float* xr, size_t M, size_t K, const uint8_t* codes,
   // Whole groups of kWeightRowsPerCall (a block's leftover row would take the 1-row kernel).
   const size_t block_rows =
       std::max<size_t>(kWeightRowsPerCall, kBlockScales / row_scales / kWeightRowsPerCall * kWeightRowsPerCall);
-  for_rows(N, M * K, pool, [&](size_t n0, size_t n1) {
+  for_rows(N, M, K, pool, [&](size_t n0, size_t n1) {
     thread_local std::vector<float> sc;  // this thread's: no allocation per call or chunk
     sc.resize(block_rows * row_scales + 16);
     std::vector<float> row;  // MxRowGeneric's, allocated only if a row takes it
@@ -571,7 +574,7 @@ void ActFp8Codes(const float* x, size_t M, size_t K, float static_scale, float* 
 
 void GemmF32(const float* x, size_t M, size_t K, const float* w, size_t N, float* y,
              ThreadPool* pool) {
-  for_rows(N, M * K, pool, [&](size_t n0, size_t n1) {
+  for_rows(N, M, K, pool, [&](size_t n0, size_t n1) {
     for (size_t n = n0; n < n1; ++n)
       for (size_t m = 0; m < M; ++m) y[m * N + n] = Dot(w + n * K, x + m * K, K);
   });
@@ -579,7 +582,7 @@ void GemmF32(const float* x, size_t M, size_t K, const float* w, size_t N, float
 
 void GemmBf16(const float* x, size_t M, size_t K, const bf16* w, size_t N, float* y,
               ThreadPool* pool) {
-  for_rows(N, M * K, pool, [&](size_t n0, size_t n1) {
+  for_rows(N, M, K, pool, [&](size_t n0, size_t n1) {
     if (M == 1) {
       for (size_t n = n0; n < n1; ++n) y[n] = DotBf16(w + n * K, x, K);
       return;
@@ -604,7 +607,7 @@ void GemmMxfp4(const float* x, size_t M, size_t K, const uint8_t* codes, const u
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   if (cpu_has_avx512_bf16() && GemmMxfp4Bf16(xr, M, K, codes, scales, N, y, pool)) return;
 #endif
-  for_rows(N, M * K, pool, [&](size_t n0, size_t n1) {
+  for_rows(N, M, K, pool, [&](size_t n0, size_t n1) {
     std::vector<float> row;
     for (size_t n = n0; n < n1; ++n) MxRowGeneric(xr, M, K, codes, scales, N, n, y, row);
   });
