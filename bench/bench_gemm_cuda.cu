@@ -293,7 +293,7 @@ int main(int argc, char** argv) {
                        [mode](bench::Timer& t, int M, int N, int K) { return linear_us(t, mode, M, N, K); }};
   };
   std::vector<KernelEntry> entries = {
-      {"gemv_w4a16", {1, 16, 32}, mxfp4_bytes, gemv_w4a16_us},
+      {"gemv_w4a16", {1, 16, 24, 32}, mxfp4_bytes, gemv_w4a16_us},
       linear_entry("linear_w4a16", Mxfp4LinearMode::w4a16),
       linear_entry("linear_w4a8", Mxfp4LinearMode::w4a8),
       linear_entry("linear_w4a4", Mxfp4LinearMode::w4a4),

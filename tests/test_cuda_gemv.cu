@@ -143,10 +143,12 @@ std::vector<float> run_gemv(const GemvCase& c, const GemvData& d, ElemType yt) {
 
 // 33797 rows (2113 row tiles, the last one partial) at K = 160: CTAs of 8 tiles, one warp each, at
 // 1 and 16 tokens, and each warp's 3 steps (the last one half padding) fewer than its ring holds.
+// 21 tokens: the kernel of 3 column tiles (17-24 tokens), at K = 4128 (65 steps of 64, the last one
+// half padding) and a partial last row tile.
 const GemvCase kCases[] = {{1, 4096 + 40, 4096 + 32}, {2, 2880, 2880}, {3, 129, 96},
                            {7, 4096 + 40, 4096 + 32}, {16, 2880, 2880}, {16, 129, 96},
-                           {33, 2880, 2880},          {127, 129, 4096 + 32}, {1, 129, 96},
-                           {1, 33797, 160},           {16, 33797, 160}};
+                           {21, 2880 + 8, 4096 + 32}, {33, 2880, 2880},          {127, 129, 4096 + 32},
+                           {1, 129, 96},              {1, 33797, 160},           {16, 33797, 160}};
 
 // check(c, yt, d, xf, ref, got) for every case and output type, on fresh data (integer or not):
 // xf the bf16 activations widened to f32, ref gemm_mxfp4_ref on them, got the device's y as f32.

@@ -24,7 +24,8 @@
 // register double-buffering before held 2 KB per warp in 63 registers at 4 CTAs. What measured
 // faster was the lower register count (more warps to issue the conversion), not depth: a ring of 8
 // was slower than one of 4. Activations are small and shared by every tile: plain cached loads,
-// issued before the step's wait so that their L1 / L2 latency overlaps it.
+// issued before the step's wait so that their L1 / L2 latency overlaps it. At 25-32 tokens each warp
+// converts two row tiles per step against one such load (4 KB per warp and step at 32 tokens).
 #include "mxq/kernels/cuda/gemv.h"
 
 #include <cooperative_groups.h>
@@ -46,12 +47,25 @@ constexpr int kWarps = 8, kThreads = 32 * kWarps;
 // "cp.async ring"): a ring of 4 steps beat 8 (LM head at M = 1 113.0 vs 116.4 us, 28672x4096 31.5
 // vs 34.2); 5 CTAs per SM at M <= 8 (48 registers) beat 4 (LM head 107.7 vs 112.9 us, 5120x2880
 // 10.1 vs 13.4) and 4 at M 9-16 (64 registers) beat 3 (LM head 143.4 vs 159.9, 28672x4096 37.2 vs
-// 45.1); at M 9-16, 2 tiles per CTA beat 4 (2880x4096 18.3 vs 32.3 us).
+// 45.1); at M 9-16, 2 tiles per CTA beat 4 (2880x4096 18.3 vs 32.3 us). Two row tiles per warp
+// ("warp tiles") beat one at 25-32 tokens (M = 32: LM head 172.0-175.2 vs 241.5-243.2 us,
+// 28672x4096 56.1-56.3 vs 66.0-66.1), not at 17-24, where their 100 registers (80 with one) leave 2
+// CTAs per SM instead of 3 (M = 24: 6144x4096 23.0 vs 16.9 us, though LM head 155-157 vs 185), nor
+// at 9-16, where they fit 3 CTAs per SM, not 4 (M = 16: 28672x4096 41.5 vs 37.3 us).
 #ifndef MXQ_GEMV_RING_M8  // steps in a warp's shared-memory ring at M <= 8 (ring - 1 in flight)
 #define MXQ_GEMV_RING_M8 4
 #endif
 #ifndef MXQ_GEMV_RING_M32  // the same above 8 tokens
 #define MXQ_GEMV_RING_M32 4
+#endif
+#ifndef MXQ_GEMV_WARP_TILES_M16  // row tiles a warp converts per step at 9-16 tokens (1 or 2)
+#define MXQ_GEMV_WARP_TILES_M16 1
+#endif
+#ifndef MXQ_GEMV_WARP_TILES_M24  // the same at 17-24 tokens
+#define MXQ_GEMV_WARP_TILES_M24 1
+#endif
+#ifndef MXQ_GEMV_WARP_TILES_M32  // the same at 25-32 tokens
+#define MXQ_GEMV_WARP_TILES_M32 2
 #endif
 #ifndef MXQ_GEMV_MIN_CTAS_M8  // CTAs per SM the register budget must allow at M <= 8
 #define MXQ_GEMV_MIN_CTAS_M8 5
@@ -73,6 +87,17 @@ constexpr int kWarps = 8, kThreads = 32 * kWarps;
 #endif
 template <int kNT8>
 constexpr int kRingDepth = kNT8 == 1 ? MXQ_GEMV_RING_M8 : MXQ_GEMV_RING_M32;
+// Row tiles per warp for nt8 column tiles of 8 tokens: 2 tiles at the same step share one load of
+// the step's activations from L1 / L2 (at 32 tokens 4 KB per warp and step, against 640 B of a
+// tile's weights; 8 token rows, so 8 cache lines, per 512-byte load instruction).
+constexpr int warp_tiles(int nt8) {
+  return nt8 == 1   ? 1
+         : nt8 == 2 ? MXQ_GEMV_WARP_TILES_M16
+         : nt8 == 3 ? MXQ_GEMV_WARP_TILES_M24
+                    : MXQ_GEMV_WARP_TILES_M32;
+}
+template <int kNT8>
+constexpr int kWarpTiles = warp_tiles(kNT8);
 template <int kNT8>
 constexpr int kMinCtas = kNT8 == 1 ? MXQ_GEMV_MIN_CTAS_M8 : kNT8 == 2 ? MXQ_GEMV_MIN_CTAS_M16 : MXQ_GEMV_MIN_CTAS_M32;
 constexpr size_t kTokensPerLaunch = 32;  // four MMA column tiles of 8
@@ -160,23 +185,24 @@ struct WarpCursor {
 struct WarpStride {
   size_t codes, scales;  // uint4 / uint32_t units per step of this warp
   int k;                 // elements of K per step of this warp
+  size_t tile_codes, tile_scales;  // from the warp's first row tile's weights to its second's
 };
 
 // A warp's ring of kRing steps in shared memory, filled by cp.async: each lane copies its own code
 // vector and scale word, and reads back only what it copied, so a lane's cp.async.wait_group is all
 // the synchronization the ring needs.
-template <int kRing>
+template <int kRing, int kTiles>
 struct WarpRing {
-  uint4 codes[kRing][32];
-  uint32_t scales[kRing][32];
+  uint4 codes[kRing][kTiles][32];
+  uint32_t scales[kRing][kTiles][32];
 };
 // A warp's shared memory: its ring while it streams, then its FP32 partials in fragment order
-// [n8 tile · 4 + c][lane] (no copy is in flight once its last step is read: steps past the end copy
-// nothing).
+// [(row tile · kNT8 + n8 tile) · 4 + c][lane] (no copy is in flight once its last step is read:
+// steps past the end copy nothing).
 template <int kNT8>
 union WarpSmem {
-  WarpRing<kRingDepth<kNT8>> ring;
-  float partial[kNT8 * 4][32];
+  WarpRing<kRingDepth<kNT8>, kWarpTiles<kNT8>> ring;
+  float partial[kWarpTiles<kNT8> * kNT8 * 4][32];
 };
 
 // Copies global -> shared (cp.async: no registers held while in flight). Codes bypass L1 (.cg):
@@ -224,16 +250,20 @@ __device__ __forceinline__ void advance_activations(WarpCursor<kNT8>& at, const 
 // All `count` steps of a warp, from the lane's code vector `codes` and scale word `scales` of its
 // first step, with kRing - 1 steps' weights in flight: before step i is converted, the copy of step
 // i + kRing - 1 goes out into the slot step i - 1 used (its registers are consumed by then). The loop
-// is unrolled over the ring, so every slot address is a constant offset.
-template <int kNT8, int kRing>
+// is unrolled over the ring, so every slot address is a constant offset. The warp's kTiles row tiles
+// (consecutive) share each step's activations.
+template <int kNT8, int kTiles, int kRing>
 __device__ __forceinline__ void warp_steps(const uint4* codes, const uint32_t* scales,
                                            WarpCursor<kNT8>& at, const WarpStride& stride, int K,
-                                           int count, WarpRing<kRing>& ring, int lane,
-                                           float (&acc)[kNT8][4]) {
+                                           int count, WarpRing<kRing, kTiles>& ring, int lane,
+                                           float (&acc)[kTiles][kNT8][4]) {
   auto fetch = [&](int step, int slot) {
     if (step < count) {
-      cp_async_16(&ring.codes[slot][lane], codes);
-      cp_async_4(&ring.scales[slot][lane], scales);
+#pragma unroll
+      for (int u = 0; u < kTiles; ++u) {
+        cp_async_16(&ring.codes[slot][u][lane], codes + u * stride.tile_codes);
+        cp_async_4(&ring.scales[slot][u][lane], scales + u * stride.tile_scales);
+      }
     }
     cp_async_commit();  // an empty group past the end keeps one group per step
     codes += stride.codes;
@@ -250,12 +280,15 @@ __device__ __forceinline__ void warp_steps(const uint4* codes, const uint32_t* s
       load_activations(at, K, xq);
       fetch(i0 + s + kRing - 1, (s + kRing - 1) % kRing);
       cp_async_wait<kRing - 1>();  // step i0 + s's group is complete
-      const uint4 wq = ring.codes[s][lane];
-      const uint32_t sc = ring.scales[s][lane];
-      if (__all_sync(0xFFFFFFFFu, (sc & 0x80808080u) == 0))
-        tile_step<kNT8, true>(wq, sc, xq, acc);
-      else
-        tile_step<kNT8, false>(wq, sc, xq, acc);
+#pragma unroll
+      for (int u = 0; u < kTiles; ++u) {
+        const uint4 wq = ring.codes[s][u][lane];
+        const uint32_t sc = ring.scales[s][u][lane];
+        if (__all_sync(0xFFFFFFFFu, (sc & 0x80808080u) == 0))
+          tile_step<kNT8, true>(wq, sc, xq, acc[u]);
+        else
+          tile_step<kNT8, false>(wq, sc, xq, acc[u]);
+      }
       advance_activations(at, stride);
     }
   }
@@ -266,8 +299,9 @@ __device__ __forceinline__ void store_out(bf16* y, size_t i, float v) { y[i] = b
 
 // Grid: groups x ksplit CTAs (clusters of ksplit along x when ksplit > 1); CTA = group · ksplit +
 // rank owns tiles [group · tiles_per_cta, +tiles_per_cta) and steps [rank · steps / ksplit,
-// (rank + 1) · steps / ksplit). Warp w works on tile w % tiles_per_cta, every (kWarps /
-// tiles_per_cta)-th step of the range starting at w / tiles_per_cta.
+// (rank + 1) · steps / ksplit). Warp w works on the kTiles row tiles kTiles · (w % units) + [0, kTiles)
+// of the group's (units = tiles_per_cta / kTiles), every (kWarps / units)-th step of the range
+// starting at w / units.
 template <int kNT8, typename OutT>
 __global__ void __launch_bounds__(kThreads, kMinCtas<kNT8>)
 mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* __restrict__ codes,
@@ -278,12 +312,13 @@ mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* _
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int tiles = static_cast<int>(mxfp4_gemv_tiles(N)), steps = static_cast<int>(mxfp4_gemv_steps(K));
   const int group = blockIdx.x / ksplit, rank = blockIdx.x % ksplit;
-  const int slots = kWarps / tiles_per_cta;
-  const int tile = group * tiles_per_cta + warp % tiles_per_cta;
-  const int first = rank * steps / ksplit + warp / tiles_per_cta;
+  constexpr int kTiles = kWarpTiles<kNT8>;
+  const int units = tiles_per_cta / kTiles, slots = kWarps / units;
+  const int tile = group * tiles_per_cta + warp % units * kTiles;  // the warp's first row tile
+  const int first = rank * steps / ksplit + warp / units;
   const int end = (rank + 1) * steps / ksplit;
 
-  float acc[kNT8][4] = {};
+  float acc[kTiles][kNT8][4] = {};
   if (tile < tiles && first < end) {
     const int count = (end - first + slots - 1) / slots;
     const size_t tile_step0 = size_t{static_cast<unsigned>(tile)} * steps + first;
@@ -294,16 +329,24 @@ mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* _
       const int token = 8 * j + g < M ? 8 * j + g : 0;
       at.x[j] = x + size_t{static_cast<unsigned>(token)} * K + at.k + 8 * t;
     }
+    // A second row tile past the last reads the first's weights again: its rows are past N, never
+    // stored.
+    const bool second_tile = tile + 1 < tiles;
     const WarpStride stride{size_t{static_cast<unsigned>(slots)} * 32, size_t{static_cast<unsigned>(slots)} * 8,
-                            slots * static_cast<int>(kGemvStepK)};
-    warp_steps<kNT8, kRingDepth<kNT8>>(codes + tile_step0 * 32 + lane, scales + tile_step0 * 8 + g, at,
-                                       stride, K, count, smem[warp].ring, lane, acc);
+                            slots * static_cast<int>(kGemvStepK),
+                            second_tile ? size_t{static_cast<unsigned>(steps)} * 32 : 0,
+                            second_tile ? size_t{static_cast<unsigned>(steps)} * 8 : 0};
+    warp_steps<kNT8, kTiles, kRingDepth<kNT8>>(
+        codes + tile_step0 * 32 + lane, scales + tile_step0 * 8 + g, at, stride, K, count,
+        smem[warp].ring, lane, acc);
   }
 
 #pragma unroll
-  for (int j = 0; j < kNT8; ++j)
+  for (int u = 0; u < kTiles; ++u)
 #pragma unroll
-    for (int c = 0; c < 4; ++c) smem[warp].partial[4 * j + c][lane] = acc[j][c];
+    for (int j = 0; j < kNT8; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) smem[warp].partial[(u * kNT8 + j) * 4 + c][lane] = acc[u][j][c];
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   namespace cg = cooperative_groups;
@@ -325,7 +368,8 @@ mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* _
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
         if (r > 0) part = cluster.map_shared_rank(part, r);
 #endif
-        for (int sl = 0; sl < slots; ++sl) sum += part[tt + sl * tiles_per_cta].partial[i][ln];
+        for (int sl = 0; sl < slots; ++sl)
+          sum += part[tt / kTiles + sl * units].partial[tt % kTiles * kNT8 * 4 + i][ln];
       }
       // Accumulator c of column tile j: row g + 8·(c / 2), token 8j + 2t + c % 2.
       const int row = ln / 4 + 8 * ((i % 4) / 2), token = 8 * (i / 4) + 2 * (ln % 4) + i % 2;
@@ -349,18 +393,19 @@ struct GemvPlan {
 // fifth of the 128256-row LM head's time starting and reducing), subject to at least 1.5 CTAs per SM
 // spread over the SMs within 10% of evenly (CTAs / SMs over its ceiling). Above 8 tokens a CTA holds at
 // least MXQ_GEMV_TILES_PER_CTA_M16 tiles (MXQ_GEMV_TILES_PER_CTA_M32 above 16 tokens), so that the
-// activations each CTA reads (M·K·2 bytes) stay near its weight bytes (16·tiles·K·0.53). Without a
-// fit, the most even split.
+// activations each CTA reads (M·K·2 bytes) stay near its weight bytes (16·tiles·K·0.53); with two
+// row tiles per warp, up to 2·kWarps tiles. Without a fit, the most even split.
 GemvPlan plan_gemv(size_t tokens, size_t N, size_t K, int sms, bool clusters) {
-  const int min_tiles = tokens <= 8    ? 1
-                        : tokens <= 16 ? MXQ_GEMV_TILES_PER_CTA_M16
-                                       : MXQ_GEMV_TILES_PER_CTA_M32;
+  const int warp_tile_count = warp_tiles(static_cast<int>((tokens + 7) / 8));
+  const int min_tiles = std::max(warp_tile_count, tokens <= 8    ? 1
+                                                  : tokens <= 16 ? MXQ_GEMV_TILES_PER_CTA_M16
+                                                                 : MXQ_GEMV_TILES_PER_CTA_M32);
   const size_t tiles = mxfp4_gemv_tiles(N), steps = mxfp4_gemv_steps(K);
   GemvPlan best{min_tiles, 1};
   double best_even = -1.0;
   for (int ks = 1; ks <= MXQ_GEMV_MAX_KSPLIT; ks *= 2) {
     if (ks > 1 && (!clusters || static_cast<size_t>(ks) > steps)) break;
-    for (int tpc = kWarps; tpc >= min_tiles; tpc /= 2) {
+    for (int tpc = kWarps * warp_tile_count; tpc >= min_tiles; tpc /= 2) {
       const double per_sm = static_cast<double>((tiles + tpc - 1) / tpc * ks) / sms;
       const double even = per_sm / std::ceil(per_sm);
       if (even >= 0.9 && per_sm >= 1.5) return {tpc, ks};
