@@ -295,6 +295,74 @@ std::vector<std::string> Model::describe_layers() const {
   return r;
 }
 
+// Layer li's attention for tokens start_pos .. start_pos + M − 1: appends their k, v (in qkv_) to
+// the KV cache and writes attn_ [M, heads · head_dim].
+void Model::attention(size_t li, size_t M, size_t start_pos) {
+  const ModelConfig& c = cfg_;
+  ThreadPool* pool = pool_.get();
+  const size_t hd = c.head_dim, group = c.heads / c.kv_heads;
+  const size_t q_dim = c.heads * hd, kv_dim = c.kv_heads * hd;  // k at column q_dim of qkv_, v after
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const size_t k_head = kv_k_floats(max_seq_, hd);  // one KV head's K cache (tiled)
+  float* kc = k_cache_[li];
+  float* vc = v_cache_[li];
+  for (size_t m = 0; m < M; ++m)
+    for (size_t h = 0; h < c.kv_heads; ++h) {
+      const size_t pos = start_pos + m;
+      const float* k = qkv_.row(m) + q_dim + h * hd;
+      for (size_t i = 0; i < hd; ++i) kc[h * k_head + kv_k_index(pos, i, hd)] = k[i];
+      std::copy_n(qkv_.row(m) + q_dim + kv_dim + h * hd, hd, vc + (h * max_seq_ + pos) * hd);
+    }
+  // Causal grouped-query attention, one task per (token m, KV head): its `group` query heads,
+  // side by side in q and in the output, see positions 0 .. start_pos + m. A decode step has
+  // fewer KV heads than twice the threads (SmolLM2: 3 on 2), so there each head's positions
+  // are split into parts of whole K tiles, run as separate tasks and merged.
+  attn_.resize(M, c.heads * hd);
+  const bool ref = qcfg_.path == KernelPath::ref;
+  const size_t T1 = start_pos + 1, threads = static_cast<size_t>(pool->size());
+  const size_t split = M == 1 && !ref && group <= kMaxGroupPart && c.kv_heads < 2 * threads
+                           ? std::min((2 * threads + c.kv_heads - 1) / c.kv_heads, (T1 + 63) / 64) : 1;
+  const size_t span = (T1 + split - 1) / split;
+  const size_t part_len = (span + kKvTile - 1) / kKvTile * kKvTile;  // positions per part
+  const size_t parts = split == 1 ? 1 : (T1 + part_len - 1) / part_len;
+  if (parts > 1) {
+    attn_parts_.resize(c.kv_heads * parts * group * (hd + 2));
+    float* outs = attn_parts_.data();
+    float* maxes = outs + c.kv_heads * parts * group * hd;
+    float* sums = maxes + c.kv_heads * parts * group;
+    pool->parallel_for(c.kv_heads * parts, 1, [&](size_t b, size_t e) {
+      thread_local std::vector<float> scratch;
+      for (size_t it = b; it < e; ++it) {
+        const size_t h = it / parts, t0 = it % parts * part_len, t1 = std::min(T1, t0 + part_len);
+        scratch.resize(attention_scratch_floats(group, t1 - t0));
+        attention_group_part(qkv_.row(0) + h * group * hd, group, kc + h * k_head, vc + h * max_seq_ * hd,
+                             t0, t1, hd, scale, scratch.data(), outs + it * group * hd,
+                             maxes + it * group, sums + it * group);
+      }
+    });
+    for (size_t h = 0; h < c.kv_heads; ++h)
+      attention_merge(outs + h * parts * group * hd, maxes + h * parts * group, sums + h * parts * group,
+                      parts, group, hd, attn_.row(0) + h * group * hd);
+  } else {
+    pool->parallel_for(M * c.kv_heads, 1, [&](size_t b, size_t e) {
+      thread_local std::vector<float> scratch;
+      for (size_t it = b; it < e; ++it) {
+        const size_t m = it / c.kv_heads, h = it % c.kv_heads, T = start_pos + m + 1;
+        const float* q = qkv_.row(m) + h * group * hd;
+        float* out = attn_.row(m) + h * group * hd;
+        const float* k = kc + h * k_head;
+        const float* v = vc + h * max_seq_ * hd;
+        if (ref) {
+          attention_group_ref(q, group, k, v, T, hd, scale, out);
+        } else {
+          scratch.resize(attention_scratch_floats(group, T));
+          attention_group(q, group, k, v, T, hd, scale, scratch.data(), out);
+        }
+      }
+    });
+  }
+}
+
 Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool all_logits) {
   const ModelConfig& c = cfg_;
   const size_t M = tokens.size();
@@ -310,9 +378,7 @@ Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool al
   using P = Profile;
   ThreadPool* pool = pool_.get();
   const size_t H = c.hidden, hd = c.head_dim, I = c.intermediate;
-  const size_t group = c.heads / c.kv_heads;
-  const size_t q_dim = c.heads * hd, kv_dim = c.kv_heads * hd;  // k at column q_dim of qkv_, v after
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const size_t q_dim = c.heads * hd;  // k at column q_dim of qkv_
 
   std::vector<float> cos_t(M * hd / 2), sin_t(M * hd / 2);
   {
@@ -363,64 +429,7 @@ Tensor Model::forward(std::span<const int32_t> tokens, size_t start_pos, bool al
     }
     {
       ProfileScope ps(profile_, P::attention);
-      const size_t k_head = kv_k_floats(max_seq_, hd);  // one KV head's K cache (tiled)
-      float* kc = k_cache_[li];
-      float* vc = v_cache_[li];
-      for (size_t m = 0; m < M; ++m)
-        for (size_t h = 0; h < c.kv_heads; ++h) {
-          const size_t pos = start_pos + m;
-          const float* k = qkv_.row(m) + q_dim + h * hd;
-          for (size_t i = 0; i < hd; ++i) kc[h * k_head + kv_k_index(pos, i, hd)] = k[i];
-          std::copy_n(qkv_.row(m) + q_dim + kv_dim + h * hd, hd, vc + (h * max_seq_ + pos) * hd);
-        }
-      // Causal grouped-query attention, one task per (token m, KV head): its `group` query heads,
-      // side by side in q and in the output, see positions 0 .. start_pos + m. A decode step has
-      // fewer KV heads than twice the threads (SmolLM2: 3 on 2), so there each head's positions
-      // are split into parts of whole K tiles, run as separate tasks and merged.
-      attn_.resize(M, c.heads * hd);
-      const bool ref = qcfg_.path == KernelPath::ref;
-      const size_t T1 = start_pos + 1, threads = static_cast<size_t>(pool->size());
-      const size_t split = M == 1 && !ref && group <= kMaxGroupPart && c.kv_heads < 2 * threads
-                               ? std::min((2 * threads + c.kv_heads - 1) / c.kv_heads, (T1 + 63) / 64) : 1;
-      const size_t span = (T1 + split - 1) / split;
-      const size_t part_len = (span + kKvTile - 1) / kKvTile * kKvTile;  // positions per part
-      const size_t parts = split == 1 ? 1 : (T1 + part_len - 1) / part_len;
-      if (parts > 1) {
-        attn_parts_.resize(c.kv_heads * parts * group * (hd + 2));
-        float* outs = attn_parts_.data();
-        float* maxes = outs + c.kv_heads * parts * group * hd;
-        float* sums = maxes + c.kv_heads * parts * group;
-        pool->parallel_for(c.kv_heads * parts, 1, [&](size_t b, size_t e) {
-          thread_local std::vector<float> scratch;
-          for (size_t it = b; it < e; ++it) {
-            const size_t h = it / parts, t0 = it % parts * part_len, t1 = std::min(T1, t0 + part_len);
-            scratch.resize(attention_scratch_floats(group, t1 - t0));
-            attention_group_part(qkv_.row(0) + h * group * hd, group, kc + h * k_head, vc + h * max_seq_ * hd,
-                                 t0, t1, hd, scale, scratch.data(), outs + it * group * hd,
-                                 maxes + it * group, sums + it * group);
-          }
-        });
-        for (size_t h = 0; h < c.kv_heads; ++h)
-          attention_merge(outs + h * parts * group * hd, maxes + h * parts * group, sums + h * parts * group,
-                          parts, group, hd, attn_.row(0) + h * group * hd);
-      } else {
-        pool->parallel_for(M * c.kv_heads, 1, [&](size_t b, size_t e) {
-          thread_local std::vector<float> scratch;
-          for (size_t it = b; it < e; ++it) {
-            const size_t m = it / c.kv_heads, h = it % c.kv_heads, T = start_pos + m + 1;
-            const float* q = qkv_.row(m) + h * group * hd;
-            float* out = attn_.row(m) + h * group * hd;
-            const float* k = kc + h * k_head;
-            const float* v = vc + h * max_seq_ * hd;
-            if (ref) {
-              attention_group_ref(q, group, k, v, T, hd, scale, out);
-            } else {
-              scratch.resize(attention_scratch_floats(group, T));
-              attention_group(q, group, k, v, T, hd, scale, scratch.data(), out);
-            }
-          }
-        });
-      }
+      attention(li, M, start_pos);
     }
     {
       ProfileScope ps(profile_, P::o_proj);

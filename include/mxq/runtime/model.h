@@ -122,6 +122,7 @@ class Model {
   };
   Linear make_linear(const LinearSpec& spec);
   LinearGroup make_group(std::vector<Linear> parts, bool merge);
+  void attention(size_t layer, size_t M, size_t start_pos);
 
   ModelConfig cfg_;
   QuantConfig qcfg_;
