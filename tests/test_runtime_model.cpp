@@ -416,6 +416,9 @@ TEST(HugePageArena, PiecesAlignedDisjointAndKept) {
   }
   EXPECT_GE(a.reserved_bytes(), a.used_bytes());
   EXPECT_GE(a.used_bytes(), HugePageArena::kRegionBytes * 3 / 2);
+  // The oversized piece got a region of its own; the pieces after it went on filling the first.
+  EXPECT_LE(a.reserved_bytes(), 2 * HugePageArena::kRegionBytes + (size_t{4} << 20));
+  EXPECT_EQ(pieces.back().data(), pieces[3].data() + (pieces[3].size() + 63) / 64 * 64);
 }
 
 TEST(QuantConfig, ModeFromCheckpoint) {

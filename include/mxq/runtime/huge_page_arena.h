@@ -37,6 +37,7 @@ class HugePageArena {
   struct Free {
     void operator()(uint8_t* p) const;
   };
+  uint8_t* new_region(size_t bytes);  // ≥ bytes, whole huge pages
   std::vector<std::unique_ptr<uint8_t, Free>> regions_;
   uint8_t* next_ = nullptr;  // free space in the newest region: [next_, end_)
   uint8_t* end_ = nullptr;
