@@ -117,14 +117,6 @@ void Mxfp4LinearCuda::apply(Mxfp4LinearMode mode, const bf16* x, size_t M, float
   const bool use_gemv = !sm90_ || M <= gemv_max_m(mode);
   const size_t K = K_;
   switch (mode) {
-    case Mxfp4LinearMode::w4a16:
-      if (use_gemv) {
-        gemv(mode, x, M, y, stream);
-      } else {
-        cuda_check(gemm_mxfp4_w4a16_sm90(x, M, K, sm90_bf16_.view, y, stream),
-                   where("gemm_mxfp4_w4a16_sm90", mode, M, N_, K).c_str());
-      }
-      break;
     case Mxfp4LinearMode::w4a8:
       if (use_gemv) {
         // q [M, K] bf16, then the row scales [M] (2·M·K is a multiple of 64: 4-byte aligned).
@@ -147,17 +139,21 @@ void Mxfp4LinearCuda::apply(Mxfp4LinearMode mode, const bf16* x, size_t M, float
       }
       break;
     case Mxfp4LinearMode::w4a4: {
+      // The activations fake-quantized to MXFP4 (exact in bf16), then the W4A16 path on them.
       bf16* xq = reinterpret_cast<bf16*>(workspace(2 * M * K));
       cuda_check(act_mxfp4_fake_quantize_cuda(x, ElemType::bf16, M, K, xq, stream),
                  where("act_mxfp4_fake_quantize_cuda", mode, M, N_, K).c_str());
+      x = xq;
+    }
+      [[fallthrough]];
+    case Mxfp4LinearMode::w4a16:
       if (use_gemv) {
-        gemv(mode, xq, M, y, stream);
+        gemv(mode, x, M, y, stream);
       } else {
-        cuda_check(gemm_mxfp4_w4a16_sm90(xq, M, K, sm90_bf16_.view, y, stream),
+        cuda_check(gemm_mxfp4_w4a16_sm90(x, M, K, sm90_bf16_.view, y, stream),
                    where("gemm_mxfp4_w4a16_sm90", mode, M, N_, K).c_str());
       }
       break;
-    }
   }
 }
 
