@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -53,6 +54,28 @@ class GuardedOutput {
   size_t bytes_;
   DeviceBuffer<uint8_t> buf_;
 };
+
+// A GEMM's outputs y [M, N] against the reference: bit for bit where `exact` (integer inputs; +0
+// and -0 equal), else |got - want| <= frac · mag[i] (mag: the output's Σ|products|). The first 5
+// mismatches are reported as failures; returns how many were wrong and how many reference outputs
+// were non-zero (the caller's guard against data whose products all vanish, which any kernel that
+// writes zeros would pass).
+struct OutputCheck {
+  size_t bad = 0, nonzero = 0;
+};
+inline OutputCheck check_outputs(const std::vector<float>& got, const std::vector<float>& want,
+                                 const std::vector<float>& mag, double frac, bool exact, size_t N) {
+  OutputCheck c;
+  for (size_t i = 0; i < want.size(); ++i) {
+    c.nonzero += want[i] != 0.0f;
+    const bool ok = exact ? f32_bits(got[i]) == f32_bits(want[i]) || (got[i] == 0.0f && want[i] == 0.0f)
+                          : std::fabs(static_cast<double>(got[i]) - want[i]) <= frac * mag[i];
+    if (!ok && ++c.bad <= 5)
+      ADD_FAILURE() << "y[" << i / N << ", " << i % N << "] = " << got[i] << ", want " << want[i]
+                    << " (limit " << frac * mag[i] << ")";
+  }
+  return c;
+}
 
 template <typename T>
 DeviceBuffer<T> to_device(const std::vector<T>& host) {

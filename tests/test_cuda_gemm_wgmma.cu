@@ -200,20 +200,10 @@ void check_gemm(Sm90Operand op, size_t M, Scales mode, bool integer, uint64_t se
   const std::vector<float> got = run_sm90(op, a, M, K, p);
   std::vector<float> want, abs_sum;
   reference(op, a, M, K, w, N, want, abs_sum);
-  const double frac = tolerance_fraction(op, K);
-  size_t nonzero = 0, bad = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    nonzero += want[i] != 0.0f;
-    const bool ok = integer ? f32_bits(got[i]) == f32_bits(want[i]) ||
-                                  (got[i] == 0.0f && want[i] == 0.0f)
-                            : std::fabs(static_cast<double>(got[i]) - want[i]) <= frac * abs_sum[i];
-    if (!ok && ++bad <= 5)
-      ADD_FAILURE() << "y[" << i / N << ", " << i % N << "] = " << got[i] << ", want " << want[i]
-                    << " (limit " << frac * abs_sum[i] << ")";
-  }
-  EXPECT_EQ(0u, bad);
+  const OutputCheck c = check_outputs(got, want, abs_sum, tolerance_fraction(op, K), integer, N);
+  EXPECT_EQ(0u, c.bad);
   // Random data whose products all vanish would pass any kernel that writes zeros.
-  EXPECT_GT(nonzero, want.size() * 9 / 10);
+  EXPECT_GT(c.nonzero, want.size() * 9 / 10);
 }
 
 TEST(CudaGemmSm90, RandomNearScalesEveryM) {
