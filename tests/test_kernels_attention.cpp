@@ -52,7 +52,16 @@ double bound(const float* q, const std::vector<float>& k, const std::vector<floa
   return 2.0 * ((2 * (2 * eps + u * d + 2 * u) + (2.0 * double(T) + 4) * u) * wv);
 }
 
-TEST(Attention, GroupMatchesReference) {
+// x as a cache element of type E (bf16: rounded to nearest even).
+float to_e(float x, float) { return x; }
+bf16 to_e(float x, bf16) { return bf16_from_f32(x); }
+float as_f32(float x) { return x; }
+float as_f32(bf16 x) { return bf16_to_f32(x); }
+
+// Both cache element types: a bf16 cache holds k and v rounded to bf16, and the bound is taken on
+// those rounded values, which both sides compute with exactly (the kernel widens them losslessly).
+template <class E>
+void check_group_against_reference() {
   std::mt19937 rng(2024);
   std::normal_distribution<float> g(0.f, 1.f);
   for_each_simd_target([&](const std::string&) {
@@ -64,14 +73,14 @@ TEST(Attention, GroupMatchesReference) {
             const size_t capacity = T + 21;  // room past T, as a cache has
             std::vector<float> q(G * hd), k(T * hd), v(T * hd);
             for (float& x : q) x = amp * g(rng);
-            for (float& x : k) x = g(rng);
-            for (float& x : v) x = g(rng);
+            for (float& x : k) x = as_f32(to_e(g(rng), E{}));
+            for (float& x : v) x = as_f32(to_e(g(rng), E{}));
             // The cache: positions ≥ T hold NaN, which no output may see.
-            std::vector<float> kc(kv_k_floats(capacity, hd), NAN), vc(capacity * hd, NAN);
+            std::vector<E> kc(kv_k_elements(capacity, hd), to_e(NAN, E{})), vc(capacity * hd, to_e(NAN, E{}));
             for (size_t t = 0; t < T; ++t)
               for (size_t i = 0; i < hd; ++i) {
-                kc[kv_k_index(t, i, hd)] = k[t * hd + i];
-                vc[t * hd + i] = v[t * hd + i];
+                kc[kv_k_index(t, i, hd)] = to_e(k[t * hd + i], E{});
+                vc[t * hd + i] = to_e(v[t * hd + i], E{});
               }
             const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
             std::vector<float> out(G * hd), ref(G * hd), scratch(attention_scratch_floats(G, T));
@@ -103,6 +112,9 @@ TEST(Attention, GroupMatchesReference) {
           }
   });
 }
+
+TEST(Attention, GroupMatchesReference) { check_group_against_reference<float>(); }
+TEST(Attention, GroupOnBf16CacheMatchesReference) { check_group_against_reference<bf16>(); }
 
 // silu_mul against silu_mul_ref. The SIMD value is fl(fl(g / fl(1 + Exp(−g))) · up): Exp is
 // within 1 ulp (≤ 2u relative, u = 2^-24) and passes through 1 + e with at most that relative

@@ -214,8 +214,12 @@ TEST(RuntimeModel, GreedyContinuationMatchesTransformers) {
 TEST(RuntimeModel, DecodeStepsMatchPrefill) {
   std::vector<int32_t> t{1, 17, 42, 200, 5, 99, 128, 255, 3, 64};
   for (int32_t i = 0; i < 70; ++i) t.push_back((i * 37 + 11) % 250);
-  for (const std::string& dir : {kBf16, kDefault}) {
-    Model model(dir, opts(2));
+  for (const std::string& dir : {kBf16, kDefault})
+  for (KvCacheType kv : {KvCacheType::f32, KvCacheType::bf16}) {
+    SCOPED_TRACE(kv_cache_type_name(kv));
+    ModelOptions o = opts(2);
+    o.kv_cache = kv;
+    Model model(dir, o);
     const Tensor full = model.forward(t, 0);
     model.forward(std::span(t).first(6), 0);
     for (size_t p = 6; p < t.size(); ++p) {
@@ -248,6 +252,32 @@ TEST(RuntimeModel, Mxfp4W4A16MatchesDequantizedModel) {
       const Diff vs_bf16 = compare(q.forward(tokens, 0), c["logits"].get<std::vector<std::vector<float>>>());
       EXPECT_GT(vs_bf16.max_abs, 5 * bound) << name;
       std::printf("%s W4A16 vs BF16 model: rms %.3g of %.3g, top1 %zu/%zu\n", name, vs_bf16.rms, vs_bf16.rms_ref, vs_bf16.top1_agree, vs_bf16.rows);
+    }
+  }
+}
+
+// A bf16 KV cache: the SIMD path against the reference path on the same cache (kVsTorch: the
+// rounded values are the same on both sides, only summation order differs), and against an f32
+// cache, which it must differ from by the rounding of k and v and no more. Each cached value moves by
+// at most 2^-9 of itself, the perturbation kBf16Inputs bounds for BF16-rounded layer inputs: a score
+// q·k/√hd by at most 2^-9·Σ|q_i·k_i|/√hd, an attention output by about 2^-9 of the values it
+// averages. Measured 2.2e-3 to 2.8e-3 of logits whose max is ~1 (two layers); the same 2^-7 bound,
+// and a difference of zero fails (the bf16 cache would not be in use).
+TEST(RuntimeModel, Bf16KvCache) {
+  const nlohmann::json g = golden();
+  for (const std::string& dir : {kBf16, kDefault}) {
+    ModelOptions o = opts(2), r = opts(1, std::nullopt, KernelPath::ref);
+    o.kv_cache = r.kv_cache = KvCacheType::bf16;
+    Model simd(dir, o), ref(dir, r), f32(dir, opts(2));
+    for (const auto& c : g["cases"]) {
+      const auto tokens = ids(c["tokens"]);
+      const Tensor got = simd.forward(tokens, 0);
+      const Diff d = compare(got, rows_of(ref.forward(tokens, 0)));
+      EXPECT_LE(d.max_abs, kVsTorch * std::max(1.0, d.max_ref)) << dir;
+      const Diff e = compare(got, rows_of(f32.forward(tokens, 0)));
+      std::printf("%s bf16 KV vs f32 KV: max %.3g of max %.3g\n", dir.c_str(), e.max_abs, e.max_ref);
+      EXPECT_GT(e.max_abs, 0.0) << dir;
+      EXPECT_LE(e.max_abs, kBf16Inputs * std::max(1.0, e.max_ref)) << dir;
     }
   }
 }

@@ -24,6 +24,7 @@ struct EvalArgs {
   std::string model, ref, text, json, mode;
   size_t ctx = 512, max_windows = 0;
   int threads = 0;
+  runtime::KvCacheType kv_cache = runtime::KvCacheType::f32;
 };
 
 // The evaluation text: --text, else WikiText-2's test split from the shared data beside the repo.
@@ -38,6 +39,7 @@ void run_eval(const EvalArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   runtime::ModelOptions mo;
   mo.threads = a.threads;
+  mo.kv_cache = a.kv_cache;
   mo.max_seq = a.ctx;
   std::unique_ptr<runtime::Model> ref;
   if (!a.ref.empty()) ref = std::make_unique<runtime::Model>(a.ref, mo);  // as its config says
@@ -88,6 +90,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--text", a->text, "Evaluation text (default: ../shared/data/wikitext-2-raw/wiki.test.raw)")->check(CLI::ExistingFile);
   cmd->add_option("--ctx", a->ctx, "Window length in tokens")->check(CLI::Range(2, 1 << 17))->capture_default_str();
   add_mode_option(cmd, a->mode);
+  add_kv_cache_option(cmd, a->kv_cache);
   cmd->add_option("--max-windows", a->max_windows, "Score only the first N windows (0 = all)");
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("--json", a->json, "Also write the results to this JSON file");

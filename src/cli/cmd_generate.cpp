@@ -25,6 +25,7 @@ struct GenerateArgs {
   bool chat = false;
   runtime::SamplerOptions sampling;
   int threads = 0;
+  runtime::KvCacheType kv_cache = runtime::KvCacheType::f32;
 };
 
 // ChatML, as SmolLM2's and Qwen's templates write it. The system prompt is --system, else the one
@@ -50,6 +51,7 @@ double since(std::chrono::steady_clock::time_point t0) {
 void run_generate(const GenerateArgs& a) {
   runtime::ModelOptions mo;
   mo.threads = a.threads;
+  mo.kv_cache = a.kv_cache;
   if (!a.mode.empty()) mo.mode = runtime::mxfp4_mode_from_name(a.mode);
   runtime::Model model(a.model, mo);
   const auto tok = runtime::Tokenizer::from_hf_dir(a.model);
@@ -107,6 +109,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--top-p", a->sampling.top_p, "Nucleus sampling mass")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   cmd->add_option("--seed", a->sampling.seed, "Random seed for sampling");
   add_mode_option(cmd, a->mode);
+  add_kv_cache_option(cmd, a->kv_cache);
   cmd->add_option("--threads", a->threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->callback([a] { run_generate(*a); });
 }

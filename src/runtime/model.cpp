@@ -274,12 +274,14 @@ Model::Model(const std::string& dir, const ModelOptions& opt) : ck_(dir) {
   inv_freq_ = rope_inv_freq(c.rope, c.head_dim);
   // The KV cache in the arena too (decode streams it from DRAM), zeroed so that nothing reads
   // uninitialized memory (K's last tile is read whole, attention.h; those scores are dropped).
-  const size_t k_floats = c.kv_heads * kv_k_floats(max_seq_, c.head_dim), v_floats = c.kv_heads * max_seq_ * c.head_dim;
+  kv_cache_type_ = opt.kv_cache;
+  const size_t elem = kv_cache_type_ == KvCacheType::bf16 ? sizeof(bf16) : sizeof(float);
+  const size_t k_elems = c.kv_heads * kv_k_elements(max_seq_, c.head_dim), v_elems = c.kv_heads * max_seq_ * c.head_dim;
   for (size_t l = 0; l < c.layers; ++l)
-    for (auto [cache, n] : {std::pair{&k_cache_, k_floats}, {&v_cache_, v_floats}}) {
-      const std::span<uint8_t> b = arena_.allocate(n * sizeof(float));
+    for (auto [cache, n] : {std::pair{&k_cache_, k_elems}, {&v_cache_, v_elems}}) {
+      const std::span<uint8_t> b = arena_.allocate(n * elem);
       std::fill(b.begin(), b.end(), uint8_t{0});
-      cache->push_back(reinterpret_cast<float*>(b.data()));
+      cache->push_back(b.data());
     }
 }
 
@@ -295,23 +297,46 @@ std::vector<std::string> Model::describe_layers() const {
   return r;
 }
 
+const char* kv_cache_type_name(KvCacheType t) { return t == KvCacheType::bf16 ? "bf16" : "f32"; }
+
+std::optional<KvCacheType> kv_cache_type_from_name(std::string_view s) {
+  for (KvCacheType t : {KvCacheType::f32, KvCacheType::bf16})
+    if (s == kv_cache_type_name(t)) return t;
+  return std::nullopt;
+}
+
 // Layer li's attention for tokens start_pos .. start_pos + M − 1: appends their k, v (in qkv_) to
 // the KV cache and writes attn_ [M, heads · head_dim].
 void Model::attention(size_t li, size_t M, size_t start_pos) {
+  if (kv_cache_type_ == KvCacheType::bf16) attention_on<bf16>(li, M, start_pos);
+  else attention_on<float>(li, M, start_pos);
+}
+
+namespace {
+// x as a value of the cache's element type (the second argument's).
+float to_kv(float x, float) { return x; }
+bf16 to_kv(float x, bf16) { return bf16_from_f32(x); }
+}  // namespace
+
+template <class E>
+void Model::attention_on(size_t li, size_t M, size_t start_pos) {
   const ModelConfig& c = cfg_;
   ThreadPool* pool = pool_.get();
   const size_t hd = c.head_dim, group = c.heads / c.kv_heads;
   const size_t q_dim = c.heads * hd, kv_dim = c.kv_heads * hd;  // k at column q_dim of qkv_, v after
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const size_t k_head = kv_k_floats(max_seq_, hd);  // one KV head's K cache (tiled)
-  float* kc = k_cache_[li];
-  float* vc = v_cache_[li];
+  const size_t k_head = kv_k_elements(max_seq_, hd);  // one KV head's K cache (tiled)
+  E* kc = reinterpret_cast<E*>(k_cache_[li]);
+  E* vc = reinterpret_cast<E*>(v_cache_[li]);
   for (size_t m = 0; m < M; ++m)
     for (size_t h = 0; h < c.kv_heads; ++h) {
       const size_t pos = start_pos + m;
       const float* k = qkv_.row(m) + q_dim + h * hd;
-      for (size_t i = 0; i < hd; ++i) kc[h * k_head + kv_k_index(pos, i, hd)] = k[i];
-      std::copy_n(qkv_.row(m) + q_dim + kv_dim + h * hd, hd, vc + (h * max_seq_ + pos) * hd);
+      const float* v = qkv_.row(m) + q_dim + kv_dim + h * hd;
+      for (size_t i = 0; i < hd; ++i) {
+        kc[h * k_head + kv_k_index(pos, i, hd)] = to_kv(k[i], E{});
+        vc[(h * max_seq_ + pos) * hd + i] = to_kv(v[i], E{});
+      }
     }
   // Causal grouped-query attention, one task per (token m, KV head): its `group` query heads,
   // side by side in q and in the output, see positions 0 .. start_pos + m. A decode step has
@@ -350,8 +375,8 @@ void Model::attention(size_t li, size_t M, size_t start_pos) {
         const size_t m = it / c.kv_heads, h = it % c.kv_heads, T = start_pos + m + 1;
         const float* q = qkv_.row(m) + h * group * hd;
         float* out = attn_.row(m) + h * group * hd;
-        const float* k = kc + h * k_head;
-        const float* v = vc + h * max_seq_ * hd;
+        const E* k = kc + h * k_head;
+        const E* v = vc + h * max_seq_ * hd;
         if (ref) {
           attention_group_ref(q, group, k, v, T, hd, scale, out);
         } else {

@@ -9,7 +9,7 @@
 // LinearMethod chosen by QuantConfig, so nothing here depends on how weights are stored.
 //
 // Shapes per layer for M tokens: x [M, hidden] (f32 residual stream), q [M, n_heads·head_dim],
-// k, v [M, n_kv_heads·head_dim] (side by side in one [M, q | k | v] buffer), KV cache f32
+// k, v [M, n_kv_heads·head_dim] (side by side in one [M, q | k | v] buffer), KV cache f32 or bf16
 // per layer and KV head (K tiled, V [max_seq, head_dim]).
 #pragma once
 
@@ -17,6 +17,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mxq/format.h"
@@ -59,6 +60,13 @@ const std::vector<std::string>& supported_architectures();
 // RoPE inverse frequencies [head_dim / 2] (llama3 scaling applied), as transformers computes them.
 std::vector<float> rope_inv_freq(const RopeConfig& rope, size_t head_dim);
 
+// The KV cache's element type: f32 (the attention inputs exactly) or bf16 (each k and v rounded to
+// nearest even when written, as engines that run BF16 models keep it): half the bytes a decode step
+// reads from the cache.
+enum class KvCacheType : uint8_t { f32, bf16 };
+const char* kv_cache_type_name(KvCacheType t);                            // "f32", "bf16"
+std::optional<KvCacheType> kv_cache_type_from_name(std::string_view s);  // one of those names
+
 struct ModelOptions {
   std::optional<Mxfp4Mode> mode;      // override the checkpoint's activation mode (MXFP4, NVFP4)
   KernelPath path = KernelPath::simd;
@@ -67,6 +75,7 @@ struct ModelOptions {
   // q/k/v and gate/up each as one merged method where their methods merge
   // (merge_linear_methods; the logits are the same either way, tests run both).
   bool merge_linears = true;
+  KvCacheType kv_cache = KvCacheType::f32;
 };
 
 class Model {
@@ -142,11 +151,14 @@ class Model {
   Linear lm_head_;
   std::vector<float> inv_freq_;
 
-  // KV cache, f32, per layer: k [kv_heads, K tiled over max_seq positions] and v [kv_heads,
-  // max_seq, head_dim] (mxq/kernels/cpu/attention.h's layouts): head-major, so that the positions
-  // one KV head's queries attend over are one contiguous stream each (decode reads them from DRAM
-  // each token: the weights streamed since the last token have evicted them).
-  std::vector<float*> k_cache_, v_cache_;  // in arena_
+  // KV cache, elements of kv_cache_type_, per layer: k [kv_heads, K tiled over max_seq positions]
+  // and v [kv_heads, max_seq, head_dim] (mxq/kernels/cpu/attention.h's layouts): head-major, so that
+  // the positions one KV head's queries attend over are one contiguous stream each (decode reads
+  // them from DRAM each token: the weights streamed since the last token have evicted them).
+  KvCacheType kv_cache_type_ = KvCacheType::f32;
+  std::vector<uint8_t*> k_cache_, v_cache_;  // in arena_
+  template <class E>
+  void attention_on(size_t li, size_t M, size_t start_pos);  // attention() on a cache of E
   // The activation arena: buffers sized by the largest M seen, reused by every call. qkv_ [M, q | k
   // | v], gate_up_ [M, gate | up], act_ = SiLU(gate) · up [M, intermediate].
   Tensor x_, h_, qkv_, attn_, o_, gate_up_, act_, down_, part_;

@@ -27,15 +27,22 @@ void silu_mul_ref(const float* gate, const float* up, size_t n, float* out) {
   }
 }
 
-void attention_group_ref(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
-                         float scale, float* out) {
+namespace {
+
+// A cache element as f32 (exact for both types).
+inline float kv_value(float x) { return x; }
+inline float kv_value(bf16 x) { return bf16_to_f32(x); }
+
+template <class E>
+void AttentionGroupRef(const float* q, size_t g, const E* k, const E* v, size_t T, size_t hd, float scale,
+                       float* out) {
   std::vector<double> p(T);
   for (size_t j = 0; j < g; ++j) {
     const float* qj = q + j * hd;
     double mx = -INFINITY;
     for (size_t t = 0; t < T; ++t) {
       double s = 0;
-      for (size_t i = 0; i < hd; ++i) s += static_cast<double>(qj[i]) * k[kv_k_index(t, i, hd)];
+      for (size_t i = 0; i < hd; ++i) s += static_cast<double>(qj[i]) * kv_value(k[kv_k_index(t, i, hd)]);
       p[t] = s * scale;
       mx = std::max(mx, p[t]);
     }
@@ -43,10 +50,21 @@ void attention_group_ref(const float* q, size_t g, const float* k, const float* 
     for (size_t t = 0; t < T; ++t) sum += (p[t] = std::exp(p[t] - mx));
     for (size_t i = 0; i < hd; ++i) {
       double o = 0;
-      for (size_t t = 0; t < T; ++t) o += p[t] * v[t * hd + i];
+      for (size_t t = 0; t < T; ++t) o += p[t] * kv_value(v[t * hd + i]);
       out[j * hd + i] = static_cast<float>(o / sum);
     }
   }
+}
+
+}  // namespace
+
+void attention_group_ref(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
+                         float scale, float* out) {
+  AttentionGroupRef(q, g, k, v, T, hd, scale, out);
+}
+void attention_group_ref(const float* q, size_t g, const bf16* k, const bf16* v, size_t T, size_t hd,
+                         float scale, float* out) {
+  AttentionGroupRef(q, g, k, v, T, hd, scale, out);
 }
 
 }  // namespace mxq
@@ -69,8 +87,17 @@ using DF = hn::ScalableTag<float>;
 // The lanes never exceed a K tile's 16 positions (a scores vector is one tile or a part of one).
 using DT = hn::CappedTag<float, kKvTile>;
 
-// attention_group_part: positions [t0, t1), t0 a multiple of kKvTile; p: the scratch.
-void AttentionGroupPart(const float* q, size_t g, const float* k, const float* v, size_t t0, size_t t1,
+// N cache elements from p as f32 lanes: bf16 widened exactly.
+HWY_INLINE hn::Vec<DT> LoadKv(DT dt, const float* p) { return hn::LoadU(dt, p); }
+HWY_INLINE hn::Vec<DT> LoadKv(DT dt, const bf16* p) {
+  const hn::Rebind<hwy::bfloat16_t, DT> dbf;
+  return hn::PromoteTo(dt, hn::LoadU(dbf, reinterpret_cast<const hwy::bfloat16_t*>(p)));
+}
+
+// attention_group_part: positions [t0, t1), t0 a multiple of kKvTile; p: the scratch. E: the cache's
+// element type (float or bf16).
+template <class E>
+void AttentionGroupPart(const float* q, size_t g, const E* k, const E* v, size_t t0, size_t t1,
                         size_t hd, float scale, float* p, float* out, float* max, float* sum) {
   const DT dt;
   const size_t N = hn::Lanes(dt);
@@ -84,7 +111,7 @@ void AttentionGroupPart(const float* q, size_t g, const float* k, const float* v
   // positions, hd multiply-adds of K's row i times q_j[i] for up to kQ queries. V is needed once
   // the scores are done: each tile prefetches (into L2) as many bytes of V as it reads of K.
   const char* vb = reinterpret_cast<const char*>(v);
-  const size_t v_bytes = T * hd * sizeof(float), tile_bytes = hd * kKvTile * sizeof(float);
+  const size_t v_bytes = T * hd * sizeof(E), tile_bytes = hd * kKvTile * sizeof(E);
   for (size_t j0 = 0; j0 < g; j0 += kQ) {
     const size_t nq = std::min(kQ, g - j0);
     for (size_t b = 0; b < tiles; ++b) {
@@ -92,10 +119,10 @@ void AttentionGroupPart(const float* q, size_t g, const float* k, const float* v
         for (size_t off = b * tile_bytes; off < std::min(v_bytes, (b + 1) * tile_bytes); off += 64)
           __builtin_prefetch(vb + off, 0, 2);
       for (size_t l = 0; l < kKvTile; l += N) {
-        const float* kt = k + b * hd * kKvTile + l;
+        const E* kt = k + b * hd * kKvTile + l;
         auto a0 = hn::Zero(dt), a1 = hn::Zero(dt), a2 = hn::Zero(dt), a3 = hn::Zero(dt);
         for (size_t i = 0; i < hd; ++i) {
-          const auto kv = hn::LoadU(dt, kt + i * kKvTile);
+          const auto kv = LoadKv(dt, kt + i * kKvTile);
           const float* qi = q + j0 * hd + i;
           a0 = hn::MulAdd(hn::Set(dt, qi[0]), kv, a0);
           if (nq > 1) a1 = hn::MulAdd(hn::Set(dt, qi[hd]), kv, a1);
@@ -142,9 +169,9 @@ void AttentionGroupPart(const float* q, size_t g, const float* k, const float* v
       for (auto& a : acc)
         for (auto& x : a) x = hn::Zero(dt);
       for (size_t t = 0; t < T; ++t) {
-        const float* vt = v + t * hd + i0;
+        const E* vt = v + t * hd + i0;
         decltype(hn::Zero(dt)) vv[4];
-        for (size_t c = 0; c < 4; ++c) vv[c] = c < nv ? hn::LoadU(dt, vt + c * N) : hn::Zero(dt);
+        for (size_t c = 0; c < 4; ++c) vv[c] = c < nv ? LoadKv(dt, vt + c * N) : hn::Zero(dt);
         for (size_t j = 0; j < kQ; ++j) {
           if (j >= nq) break;
           const auto w = hn::Set(dt, p[(j0 + j) * Tp + t]);
@@ -157,10 +184,19 @@ void AttentionGroupPart(const float* q, size_t g, const float* k, const float* v
     for (size_t j = 0; j < nq; ++j)
       for (size_t i = hd_vec; i < hd; ++i) {
         float a = 0;
-        for (size_t t = 0; t < T; ++t) a = std::fma(p[(j0 + j) * Tp + t], v[t * hd + i], a);
+        for (size_t t = 0; t < T; ++t) a = std::fma(p[(j0 + j) * Tp + t], kv_value(v[t * hd + i]), a);
         out[(j0 + j) * hd + i] = a;
       }
   }
+}
+
+void AttentionGroupPartF32(const float* q, size_t g, const float* k, const float* v, size_t t0, size_t t1,
+                           size_t hd, float scale, float* p, float* out, float* max, float* sum) {
+  AttentionGroupPart(q, g, k, v, t0, t1, hd, scale, p, out, max, sum);
+}
+void AttentionGroupPartBf16(const float* q, size_t g, const bf16* k, const bf16* v, size_t t0, size_t t1,
+                            size_t hd, float scale, float* p, float* out, float* max, float* sum) {
+  AttentionGroupPart(q, g, k, v, t0, t1, hd, scale, p, out, max, sum);
 }
 
 void SiluMul(const float* gate, const float* up, size_t n, float* out) {
@@ -185,7 +221,8 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace mxq {
 
-HWY_EXPORT(AttentionGroupPart);
+HWY_EXPORT(AttentionGroupPartF32);
+HWY_EXPORT(AttentionGroupPartBf16);
 HWY_EXPORT(SiluMul);
 
 void silu_mul(const float* gate, const float* up, size_t n, float* out) {
@@ -195,11 +232,18 @@ void silu_mul(const float* gate, const float* up, size_t n, float* out) {
 void attention_group_part(const float* q, size_t g, const float* k, const float* v, size_t t0,
                           size_t t1, size_t hd, float scale, float* scratch, float* out, float* max,
                           float* sum) {
-  HWY_DYNAMIC_DISPATCH(AttentionGroupPart)(q, g, k, v, t0, t1, hd, scale, scratch, out, max, sum);
+  HWY_DYNAMIC_DISPATCH(AttentionGroupPartF32)(q, g, k, v, t0, t1, hd, scale, scratch, out, max, sum);
+}
+void attention_group_part(const float* q, size_t g, const bf16* k, const bf16* v, size_t t0,
+                          size_t t1, size_t hd, float scale, float* scratch, float* out, float* max,
+                          float* sum) {
+  HWY_DYNAMIC_DISPATCH(AttentionGroupPartBf16)(q, g, k, v, t0, t1, hd, scale, scratch, out, max, sum);
 }
 
-void attention_group(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
-                     float scale, float* scratch, float* out) {
+namespace {
+template <class E>
+void AttentionGroup(const float* q, size_t g, const E* k, const E* v, size_t T, size_t hd, float scale,
+                    float* scratch, float* out) {
   float max[kMaxGroupPart], sum[kMaxGroupPart];
   for (size_t j0 = 0; j0 < g; j0 += kMaxGroupPart) {  // the part's statistics come in bounded arrays
     const size_t n = std::min(kMaxGroupPart, g - j0);
@@ -207,6 +251,16 @@ void attention_group(const float* q, size_t g, const float* k, const float* v, s
     for (size_t j = 0; j < n; ++j)
       for (size_t i = 0; i < hd; ++i) out[(j0 + j) * hd + i] /= sum[j];
   }
+}
+}  // namespace
+
+void attention_group(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
+                     float scale, float* scratch, float* out) {
+  AttentionGroup(q, g, k, v, T, hd, scale, scratch, out);
+}
+void attention_group(const float* q, size_t g, const bf16* k, const bf16* v, size_t T, size_t hd,
+                     float scale, float* scratch, float* out) {
+  AttentionGroup(q, g, k, v, T, hd, scale, scratch, out);
 }
 
 void attention_merge(const float* outs, const float* maxes, const float* sums, size_t parts, size_t g,

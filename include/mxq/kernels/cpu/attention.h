@@ -6,12 +6,17 @@
 //   out_j = Σ_t p_jt · v_t
 //
 // q, out: [g, hd] f32 (the group's heads side by side, as they sit in a token's q row).
-// One KV head's cache, f32, room for `capacity` positions:
+// One KV head's cache, f32 or bf16 elements (every function comes for both), room for `capacity`
+// positions:
 //   K tiled [⌈capacity / kKvTile⌉, hd, kKvTile]: tiles of 16 positions, each stored transposed,
 //     so a tile's 16 scores are hd multiply-adds of 16 lanes (no horizontal sum per position);
 //     element (t, i) at kv_k_index(t, i, hd);
 //   V row-major [capacity, hd].
 // The g queries share one pass over K and V: a KV head's cache is read once per token, not g times.
+//
+// A bf16 cache holds the values rounded to bf16 when written (the model's choice,
+// ModelOptions::kv_cache): half the bytes a decode step streams. The functions widen its elements
+// to f32 exactly, so for either type they compute the same math on the values the cache holds.
 //
 // attention_group_ref defines the math: dot products, exponentials and sums in double, out rounded
 // once to f32. attention_group: Highway SIMD (scores with lanes along t, the weighted sum of V with
@@ -21,6 +26,8 @@
 
 #include <cstddef>
 
+#include "mxq/format.h"
+
 namespace mxq {
 
 constexpr size_t kKvTile = 16;  // positions per K tile
@@ -29,8 +36,8 @@ constexpr size_t kKvTile = 16;  // positions per K tile
 constexpr size_t kv_k_index(size_t t, size_t i, size_t hd) {
   return (t / kKvTile) * hd * kKvTile + i * kKvTile + t % kKvTile;
 }
-// Floats of one KV head's tiled K cache with room for `capacity` positions (whole tiles).
-constexpr size_t kv_k_floats(size_t capacity, size_t hd) {
+// Elements of one KV head's tiled K cache with room for `capacity` positions (whole tiles).
+constexpr size_t kv_k_elements(size_t capacity, size_t hd) {
   return (capacity + kKvTile - 1) / kKvTile * kKvTile * hd;
 }
 // Floats of attention_group's scratch for g queries over T positions.
@@ -40,10 +47,14 @@ constexpr size_t attention_scratch_floats(size_t g, size_t T) {
 
 void attention_group_ref(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
                          float scale, float* out);
+void attention_group_ref(const float* q, size_t g, const bf16* k, const bf16* v, size_t T, size_t hd,
+                         float scale, float* out);
 
 // scratch: at least attention_scratch_floats(g, T) floats (the scores, then the probabilities).
 // Reads K's whole last tile (positions T .. ⌈T/16⌉·16 − 1 too; their scores are not used).
 void attention_group(const float* q, size_t g, const float* k, const float* v, size_t T, size_t hd,
+                     float scale, float* scratch, float* out);
+void attention_group(const float* q, size_t g, const bf16* k, const bf16* v, size_t T, size_t hd,
                      float scale, float* scratch, float* out);
 
 // The same over positions [t0, t1) only (t0 a multiple of kKvTile), so that one KV head's
@@ -52,6 +63,9 @@ void attention_group(const float* q, size_t g, const float* k, const float* v, s
 // [g] its Σ_t e^(s_jt − max_j). scratch: attention_scratch_floats(g, t1 − t0). g ≤ kMaxGroupPart.
 constexpr size_t kMaxGroupPart = 64;
 void attention_group_part(const float* q, size_t g, const float* k, const float* v, size_t t0,
+                          size_t t1, size_t hd, float scale, float* scratch, float* out, float* max,
+                          float* sum);
+void attention_group_part(const float* q, size_t g, const bf16* k, const bf16* v, size_t t0,
                           size_t t1, size_t hd, float scale, float* scratch, float* out, float* max,
                           float* sum);
 
