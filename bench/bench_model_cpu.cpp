@@ -4,7 +4,9 @@
 // Per model and repetition: a prefill of --prompt fixed token ids from position 0 (logits of the
 // last position only, as generation does), then --decode greedy steps of one token each (argmax of
 // the logits = the "sampling" part). The models take turns within each repetition, so a burst of
-// load from other processes hits all of them; the tables give medians over --reps, and the ratios
+// load from other processes hits all of them, and each repetition starts with the next model (the
+// same model loaded three times decoded 4-10% faster in the first place of a fixed order here);
+// the tables give medians over --reps, and the ratios
 // to the first model are medians of the per-repetition ratios (runs a second or two apart, so a
 // slow drift of the machine's load cancels). One more
 // repetition per model runs with a runtime::Profile attached and gives the per-part table of
@@ -13,11 +15,12 @@
 //
 // Bytes per token = every linear layer's weight bytes (codes + scales, or 16-bit values) + one
 // embedding row; GB/s = that × decode tokens/s (the weight stream decode must read; the KV cache,
-// 8.8 MB per token for SmolLM2 at 192 positions, is not counted).
+// 8.8 MB per token for SmolLM2 at 192 positions in f32, half that in bf16, is not counted).
 //
 //   bench_model_cpu [--prompt N] [--decode N] [--reps N] [--threads T] [--merge-linears 0|1]
-//                   [LABEL=]MODEL_DIR ...   (--merge-linears 0: the models after it run q/k/v and
-//                   gate/up as separate layers, to show what merging them gives)
+//                   [--kv-cache f32|bf16] [LABEL=]MODEL_DIR ...   (--merge-linears 0: the models
+//                   after it run q/k/v and gate/up as separate layers, to show what merging them
+//                   gives; --kv-cache: the KV cache type of the models after it)
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -42,25 +45,34 @@ struct Args {
   struct Model {
     std::string label, dir;
     bool merge_linears = true;
+    runtime::KvCacheType kv_cache = runtime::KvCacheType::f32;
   };
   std::vector<Model> models;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   fmt::print(stderr, "{}\nusage: bench_model_cpu [--prompt N] [--decode N] [--reps N] [--threads T] "
-                     "[--merge-linears 0|1] [LABEL=]MODEL_DIR ...\n"
+                     "[--merge-linears 0|1] [--kv-cache f32|bf16] [LABEL=]MODEL_DIR ...\n"
                      "  --merge-linears 0: the models named after it run q/k/v and gate/up as separate "
-                     "layers (default 1: merged)\n", why);
+                     "layers (default 1: merged)\n"
+                     "  --kv-cache bf16: the models named after it keep a bf16 KV cache (default f32)\n", why);
   std::exit(2);
 }
 
 Args parse(int argc, char** argv) {
   Args a;
   bool merge = true;
+  runtime::KvCacheType kv_cache = runtime::KvCacheType::f32;
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     if (k.starts_with("--")) {
       if (i + 1 >= argc) usage("missing value after " + k);
+      if (k == "--kv-cache") {
+        const auto t = runtime::kv_cache_type_from_name(argv[++i]);
+        if (!t) usage("--kv-cache takes f32 or bf16");
+        kv_cache = *t;
+        continue;
+      }
       const long v = std::atol(argv[++i]);
       if (k == "--merge-linears") {
         if (v != 0 && v != 1) usage("--merge-linears takes 0 or 1");
@@ -76,8 +88,8 @@ Args parse(int argc, char** argv) {
       continue;
     }
     const size_t eq = k.find('=');
-    if (eq == std::string::npos) a.models.push_back({k.substr(k.find_last_of('/') + 1), k, merge});
-    else a.models.push_back({k.substr(0, eq), k.substr(eq + 1), merge});
+    if (eq == std::string::npos) a.models.push_back({k.substr(k.find_last_of('/') + 1), k, merge, kv_cache});
+    else a.models.push_back({k.substr(0, eq), k.substr(eq + 1), merge, kv_cache});
   }
   if (a.models.empty()) usage("no model directory given");
   return a;
@@ -134,6 +146,7 @@ int main(int argc, char** argv) {
       opt.threads = a.threads;
       opt.max_seq = a.prompt + a.decode;
       opt.merge_linears = m.merge_linears;
+      opt.kv_cache = m.kv_cache;
       models.push_back({m.label, std::make_unique<runtime::Model>(m.dir, opt), {}, {}, {}, 0});
     }
   } catch (const Error& e) {
@@ -149,7 +162,8 @@ int main(int argc, char** argv) {
              a.prompt, a.decode, a.reps);
   for (Entry& e : models) run_once(*e.model, prompt, a.decode);  // warm-up: page in the weights
   for (int rep = 0; rep < a.reps; ++rep)
-    for (Entry& e : models) {
+    for (size_t k = 0; k < models.size(); ++k) {  // each repetition starts with the next model
+      Entry& e = models[(static_cast<size_t>(rep) + k) % models.size()];
       const Run r = run_once(*e.model, prompt, a.decode);
       e.prefill_tps.push_back(static_cast<double>(a.prompt) / r.prefill_s);
       e.decode_tps.push_back(static_cast<double>(a.decode) / r.decode_s);
