@@ -3,7 +3,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include <map>
 #include <string>
 
 #include "mxq/runtime/model.h"
@@ -19,11 +18,10 @@ inline void add_mode_option(CLI::App* cmd, std::string& mode) {
 
 // --kv-cache of the same commands (for eval, the --ref model's cache too).
 inline void add_kv_cache_option(CLI::App* cmd, runtime::KvCacheType& type) {
-  const std::map<std::string, runtime::KvCacheType> names{{"f32", runtime::KvCacheType::f32},
-                                                          {"bf16", runtime::KvCacheType::bf16}};
-  cmd->add_option("--kv-cache", type, "KV cache element type: f32 (exact) or bf16 (half the bytes per decode step)")
-      ->transform(CLI::CheckedTransformer(names, CLI::ignore_case))
-      ->default_str("f32");
+  cmd->add_option_function<std::string>(
+         "--kv-cache", [&type](const std::string& name) { type = *runtime::kv_cache_type_from_name(name); },
+         "KV cache element type: f32 (exact, the default) or bf16 (half the bytes a decode step reads)")
+      ->check(CLI::IsMember({"f32", "bf16"}, CLI::ignore_case));
 }
 
 void add_roundtrip(CLI::App& app);
