@@ -1,5 +1,8 @@
 // Prefill GEMMs on Hopper's tensor cores (issue 5): W4A8 (FP8 wgmma) and W4A16 (BF16 wgmma) with
-// MXFP4 weights, against cuBLAS BF16 and FP8 products of the same shape measured in the same run.
+// MXFP4 weights, against cuBLAS BF16 and FP8 products of the same shape measured in the same run; and
+// the W4A16 paths of GPUs without wgmma, timed on the same device: the sm_80 mma.sync GEMM
+// (gemm_mma_sm80.h, row "W4A16-sm80") and the GEMV that served every M there before it (gemv.h, one
+// launch per 32 tokens, row "GEMV"), both on the GEMV's repacked weights.
 //
 //   bench_gemm_wgmma_cuda [--m 2048,8192] [--big-m-shapes 3] [--shapes 0,3]
 //   bench_gemm_wgmma_cuda --window-stats model.safetensors   (no GPU: how often the FP8 window
@@ -7,7 +10,7 @@
 //
 // --shapes picks rows of the shape table by index (0-6; all by default), e.g. one shape for a profiler.
 // Each row: N × K, M, µs (median, cold L2), TFLOP/s, % of the best cuBLAS FP8 rate measured in this
-// run, × cuBLAS BF16 and × cuBLAS FP8 of the same shape; GB/s counts weight (codes + meta) +
+// run, × cuBLAS BF16 and × cuBLAS FP8 of the same shape; GB/s counts weight (codes + meta or scales) +
 // activation + f32 output bytes once each. Targets (issue 5, H100): W4A8 ≥ 0.9× cuBLAS FP8 and
 // ≥ 1.6× cuBLAS BF16; W4A16 ≥ 0.9× cuBLAS BF16.
 #include <cuda_runtime.h>
@@ -24,7 +27,9 @@
 #include "mxq/io/safetensors.h"
 #include "cuda_bench.h"
 #include "mxq/kernels/cuda/device_buffer.h"
+#include "mxq/kernels/cuda/gemm_mma_sm80.h"
 #include "mxq/kernels/cuda/gemm_wgmma.h"
+#include "mxq/kernels/cuda/gemv.h"
 
 namespace {
 
@@ -101,8 +106,8 @@ int main(int argc, char** argv) {
   struct Row {
     Shape s;
     int M;
-    double w4a8, w4a16, fp8, bf16;
-    size_t bytes8, bytes16;
+    double w4a8, w4a16, sm80, gemv, fp8, bf16;
+    size_t bytes8, bytes16, bytes_rp;
   };
   std::vector<Row> rows;
   for (size_t si = 0; si < std::size(kShapes); ++si) {
@@ -125,6 +130,11 @@ int main(int argc, char** argv) {
     t16.upload(p16.passes.data(), p16.passes.size());
     const Mxfp4Sm90Weights w8{Sm90Operand::e4m3, N, K, c8.get(), m8.get(), t8.get()};
     const Mxfp4Sm90Weights w16{Sm90Operand::bf16, N, K, c16.get(), m16.get(), t16.get()};
+    std::vector<uint8_t> hc_rp(mxfp4_gemv_code_bytes(N, K)), hs_rp(mxfp4_gemv_scale_bytes(N, K));
+    mxfp4_gemv_repack(codes.data(), scales.data(), N, K, hc_rp.data(), hs_rp.data());
+    DeviceBuffer<uint8_t> c_rp(hc_rp.size()), s_rp(hs_rp.size());
+    c_rp.upload(hc_rp.data(), hc_rp.size());
+    s_rp.upload(hs_rp.data(), hs_rp.size());
     for (const int M : ms) {
       if (M > 2048 && si >= big_m_shapes) continue;
       std::vector<uint8_t> hx8(static_cast<size_t>(M) * K);
@@ -139,18 +149,26 @@ int main(int argc, char** argv) {
       x8.upload(hx8.data(), hx8.size());
       x16.upload(hx16.data(), hx16.size());
       sc.upload(hs.data(), M);
-      Row r{s, M, 0, 0, 0, 0, 0, 0};
+      Row r{s, M, 0, 0, 0, 0, 0, 0, 0, 0, 0};
       r.w4a8 = timer.median_us([&](int) {
         CUDA_CHECK(gemm_mxfp4_w4a8_sm90(x8.get(), sc.get(), M, K, w8, y.get(), nullptr));
       });
       r.w4a16 = timer.median_us([&](int) {
         CUDA_CHECK(gemm_mxfp4_w4a16_sm90(x16.get(), M, K, w16, y.get(), nullptr));
       });
+      r.sm80 = timer.median_us([&](int) {
+        CUDA_CHECK(gemm_mxfp4_w4a16_sm80(x16.get(), M, K, c_rp.get(), s_rp.get(), N, y.get(), nullptr));
+      });
+      r.gemv = timer.median_us([&](int) {
+        CUDA_CHECK(mxfp4_gemv_w4a16_cuda(x16.get(), M, K, c_rp.get(), s_rp.get(), N, y.get(),
+                                         ElemType::f32, nullptr));
+      });
       r.fp8 = bench::cublas_fp8_us(timer, M, s.N, s.K);
       r.bf16 = bench::cublas_bf16_us(timer, M, s.N, s.K);
       const size_t out = static_cast<size_t>(M) * N * 4;
       r.bytes8 = p8.codes.size() + p8.meta.size() + hx8.size() + out;
       r.bytes16 = p16.codes.size() + p16.meta.size() + hx16.size() * 2 + out;
+      r.bytes_rp = hc_rp.size() + hs_rp.size() + hx16.size() * 2 + out;
       rows.push_back(r);
       std::printf("done %d x %d, M %d\n", s.N, s.K, M);
       std::fflush(stdout);
@@ -159,17 +177,18 @@ int main(int argc, char** argv) {
   double peak_fp8 = 0;
   for (const Row& r : rows) peak_fp8 = std::max(peak_fp8, 2.0 * r.M * r.s.N * r.s.K / r.fp8 * 1e-6);
   std::printf("\nbest cuBLAS FP8 rate in this run: %.0f TFLOP/s\n", peak_fp8);
-  std::printf("%-13s %5s | %-6s %9s %7s %6s %7s %6s %6s | %9s %9s\n", "N x K", "M", "kernel", "us",
+  std::printf("%-13s %5s | %-10s %9s %7s %6s %7s %6s %6s | %9s %9s\n", "N x K", "M", "kernel", "us",
               "TFLOP/s", "%fp8pk", "GB/s", "xBF16", "xFP8", "cuBLASbf16", "cuBLASfp8");
   for (const Row& r : rows) {
     const double flop = 2.0 * r.M * r.s.N * r.s.K;
     char shape[32];
     std::snprintf(shape, sizeof shape, "%dx%d", r.s.N, r.s.K);
-    for (int k = 0; k < 2; ++k) {
-      const double us = k == 0 ? r.w4a8 : r.w4a16;
-      const size_t bytes = k == 0 ? r.bytes8 : r.bytes16;
-      std::printf("%-13s %5d | %-6s %9.1f %7.0f %6.1f %7.0f %6.2f %6.2f | %9.1f %9.1f\n", shape, r.M,
-                  k == 0 ? "W4A8" : "W4A16", us, flop / us * 1e-6, 100.0 * flop / us * 1e-6 / peak_fp8,
+    const char* names[] = {"W4A8", "W4A16", "W4A16-sm80", "GEMV"};
+    for (int k = 0; k < 4; ++k) {
+      const double us = k == 0 ? r.w4a8 : k == 1 ? r.w4a16 : k == 2 ? r.sm80 : r.gemv;
+      const size_t bytes = k == 0 ? r.bytes8 : k == 1 ? r.bytes16 : r.bytes_rp;
+      std::printf("%-13s %5d | %-10s %9.1f %7.0f %6.1f %7.0f %6.2f %6.2f | %9.1f %9.1f\n", shape, r.M,
+                  names[k], us, flop / us * 1e-6, 100.0 * flop / us * 1e-6 / peak_fp8,
                   bytes / us * 1e-3, r.bf16 / us, r.fp8 / us, r.bf16, r.fp8);
     }
   }

@@ -19,6 +19,7 @@
 #include "mxq/format_ref.h"
 #include "mxq/kernels/cpu/gemm.h"
 #include "mxq/kernels/cuda/act_quant.h"
+#include "mxq/kernels/cuda/gemm_mma_sm80.h"
 #include "mxq/kernels/cuda/gemv.h"
 #include "cuda_test_util.h"
 
@@ -115,18 +116,25 @@ GemvData make_gemv_data(const GemvCase& c, bool integer, std::mt19937_64& rng) {
   return d;
 }
 
-// y (yt) from the device, as f32.
-std::vector<float> run_gemv(const GemvCase& c, const GemvData& d, ElemType yt) {
+// y (yt) from the device, as f32: through the GEMV, or with sm80_cta_tiles (8 or 16) through the
+// sm_80 GEMM with CTAs of that many row tiles, on the same repacked weights (f32 out only).
+std::vector<float> run_gemv(const GemvCase& c, const GemvData& d, ElemType yt, int sm80_cta_tiles = 0) {
   std::vector<uint8_t> codes_rp(mxfp4_gemv_code_bytes(c.N, c.K)), scales_rp(mxfp4_gemv_scale_bytes(c.N, c.K));
   mxfp4_gemv_repack(d.codes.data(), d.scales.data(), c.N, c.K, codes_rp.data(), scales_rp.data());
   const auto x_dev = to_device(d.x);
   const auto codes_dev = to_device(codes_rp), scales_dev = to_device(scales_rp);
   const size_t esize = yt == ElemType::bf16 ? 2 : 4;
   GuardedOutput y(c.M * c.N * esize);
-  cuda_check(mxfp4_gemv_w4a16_cuda(x_dev.get(), c.M, c.K, codes_dev.get(), scales_dev.get(), c.N,
-                                   y.get(), yt, nullptr),
-             "mxfp4_gemv_w4a16_cuda");
-  cuda_check(cudaDeviceSynchronize(), "mxfp4_gemv_w4a16_cuda (kernel)");
+  const bool sm80 = sm80_cta_tiles != 0;
+  if (sm80)
+    cuda_check(gemm_mxfp4_w4a16_sm80(x_dev.get(), c.M, c.K, codes_dev.get(), scales_dev.get(), c.N,
+                                     static_cast<float*>(y.get()), nullptr, sm80_cta_tiles),
+               "gemm_mxfp4_w4a16_sm80");
+  else
+    cuda_check(mxfp4_gemv_w4a16_cuda(x_dev.get(), c.M, c.K, codes_dev.get(), scales_dev.get(), c.N,
+                                     y.get(), yt, nullptr),
+               "mxfp4_gemv_w4a16_cuda");
+  cuda_check(cudaDeviceSynchronize(), sm80 ? "gemm_mxfp4_w4a16_sm80 (kernel)" : "mxfp4_gemv_w4a16_cuda (kernel)");
   const std::vector<uint8_t> bytes = y.download();
   std::vector<float> out(c.M * c.N);
   for (size_t i = 0; i < out.size(); ++i) {
@@ -150,37 +158,53 @@ const GemvCase kCases[] = {{1, 4096 + 40, 4096 + 32}, {2, 2880, 2880}, {3, 129, 
                            {21, 2880 + 8, 4096 + 32}, {33, 2880, 2880},          {127, 129, 4096 + 32},
                            {1, 129, 96},              {1, 33797, 160},           {16, 33797, 160}};
 
-// check(c, yt, d, xf, ref, got) for every case and output type, on fresh data (integer or not):
-// xf the bf16 activations widened to f32, ref gemm_mxfp4_ref on them, got the device's y as f32.
-template <class Check>
-void for_each_gemv_case(bool integer, Check check) {
+// One device run of a case: the kernel (sm80_cta_tiles 0: the GEMV; 8 or 16: the sm_80 GEMM with
+// CTAs of that many row tiles) and its output type.
+struct GemvRun {
+  ElemType yt;
+  int sm80_cta_tiles;
+};
+constexpr GemvRun kGemvRuns[] = {{ElemType::f32, 0}, {ElemType::bf16, 0}};
+
+// check(c, yt, d, xf, ref, got) for every case and run, on fresh data (integer or not): xf the bf16
+// activations widened to f32, ref gemm_mxfp4_ref on them, got the device's y as f32.
+template <size_t kCaseCount, size_t kRunCount, class Check>
+void for_each_case(const GemvCase (&cases)[kCaseCount], const GemvRun (&runs)[kRunCount], bool integer,
+                   Check check) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  for (const GemvCase& c : kCases) {
-    for (const ElemType yt : {ElemType::f32, ElemType::bf16}) {
+  for (const GemvCase& c : cases) {
+    for (const GemvRun& run : runs) {
       SCOPED_TRACE("M " + std::to_string(c.M) + " N " + std::to_string(c.N) + " K " +
-                   std::to_string(c.K) + (yt == ElemType::bf16 ? " bf16 out" : " f32 out"));
+                   std::to_string(c.K) + (run.yt == ElemType::bf16 ? " bf16 out" : " f32 out") +
+                   (run.sm80_cta_tiles != 0 ? " sm_80 GEMM, CTA tiles " + std::to_string(run.sm80_cta_tiles)
+                                            : std::string(" GEMV")));
       const GemvData d = make_gemv_data(c, integer, rng);
       const std::vector<float> xf = widen(d.x);
       std::vector<float> ref(c.M * c.N);
       gemm_mxfp4_ref(xf.data(), c.M, c.K, d.codes.data(), d.scales.data(), c.N, ref.data());
-      check(c, yt, d, xf, ref, run_gemv(c, d, yt));
+      check(c, run.yt, d, xf, ref, run_gemv(c, d, run.yt, run.sm80_cta_tiles));
     }
   }
 }
 
+// Σ|x|·|w| per output: the same reference on magnitudes (codes with the sign bits cleared).
+std::vector<float> magnitude_sums(const GemvCase& c, const GemvData& d, const std::vector<float>& xf) {
+  std::vector<float> xabs(xf.size()), mag(c.M * c.N);
+  std::vector<uint8_t> codes_abs(d.codes.size());
+  for (size_t i = 0; i < xf.size(); ++i) xabs[i] = std::fabs(xf[i]);
+  for (size_t i = 0; i < d.codes.size(); ++i) codes_abs[i] = d.codes[i] & 0x77u;
+  gemm_mxfp4_ref(xabs.data(), c.M, c.K, codes_abs.data(), d.scales.data(), c.N, mag.data());
+  return mag;
+}
+
 TEST(CudaGemv, MatchesReferenceWithinSummationBound) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  for_each_gemv_case(false, [](const GemvCase& c, ElemType yt, const GemvData& d,
+  for_each_case(kCases, kGemvRuns, false, [](const GemvCase& c, ElemType yt, const GemvData& d,
                                const std::vector<float>& xf, const std::vector<float>& ref,
                                const std::vector<float>& got) {
-    // Σ|x|·|w|: the same reference on magnitudes (codes with the sign bits cleared).
-    std::vector<float> xabs(xf.size()), mag(ref.size());
-    std::vector<uint8_t> codes_abs(d.codes.size());
-    for (size_t i = 0; i < xf.size(); ++i) xabs[i] = std::fabs(xf[i]);
-    for (size_t i = 0; i < d.codes.size(); ++i) codes_abs[i] = d.codes[i] & 0x77u;
-    gemm_mxfp4_ref(xabs.data(), c.M, c.K, codes_abs.data(), d.scales.data(), c.N, mag.data());
+    const std::vector<float> mag = magnitude_sums(c, d, xf);
     // Bound: weights and activations are exact in bf16 and their products exact in f32, so the
     // kernel differs from the reference (exact sum, one rounding) only by its K f32 additions,
     // each off by at most 2^-23 of a partial sum no larger than Σ|x||w| (2^-23, not 2^-24, in case
@@ -201,7 +225,7 @@ TEST(CudaGemv, MatchesReferenceWithinSummationBound) {
 
 TEST(CudaGemv, BitExactOnIntegers) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  for_each_gemv_case(true, [](const GemvCase& c, ElemType yt, const GemvData&, const std::vector<float>&,
+  for_each_case(kCases, kGemvRuns, true, [](const GemvCase& c, ElemType yt, const GemvData&, const std::vector<float>&,
                               const std::vector<float>& ref, const std::vector<float>& got) {
     size_t nonzero = 0, bad = 0;
     for (size_t i = 0; i < got.size(); ++i) {
@@ -236,6 +260,55 @@ TEST(CudaGemv, RejectsBadArguments) {
             cudaErrorInvalidValue);  // K not a multiple of 32
   EXPECT_EQ(mxfp4_gemv_w4a16_cuda(x.get() + 1, 1, 64, w.get(), s.get(), 16, y.get(), ElemType::f32, nullptr),
             cudaErrorInvalidValue);  // x not 16-byte aligned
+  EXPECT_EQ(gemm_mxfp4_w4a16_sm80(x.get(), 1, 48, w.get(), s.get(), 16, y.get(), nullptr),
+            cudaErrorInvalidValue);  // K not a multiple of 32
+  EXPECT_EQ(gemm_mxfp4_w4a16_sm80(x.get() + 1, 1, 64, w.get(), s.get(), 16, y.get(), nullptr),
+            cudaErrorInvalidValue);  // x not 16-byte aligned
+  EXPECT_EQ(gemm_mxfp4_w4a16_sm80(x.get(), 1, 64, w.get() + 4, s.get(), 16, y.get(), nullptr),
+            cudaErrorInvalidValue);  // codes not 16-byte aligned
+  EXPECT_EQ(gemm_mxfp4_w4a16_sm80(x.get(), 1, 64, w.get(), s.get(), 16, y.get(), nullptr, 4),
+            cudaErrorInvalidValue);  // no CTA shape of 4 row tiles
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sm_80 GEMM (gemm_mma_sm80.h) on the GEMV's repacked weights, with the GEMV's data (scale
+// exponents over many binades, 2^-127, scales above 2^1 for the two-multiply path), through both CTA
+// shapes (128 or 256 rows x 128 tokens): M = 33 (one partial token tile), 127, 512 (four whole), 2049
+// (17 tiles, the last holding one token), and 1 and 7 (far below one tile); N = 2888, 129, 136, 40
+// (partial 16-row tiles and partial slabs: 23 slabs of 128 rows for 2888, 12 of 256); K = 1056 and
+// 4128 (odd numbers of 32-blocks: the last 64-K step half padding) and 2880. The CTA order's groups
+// of 8 slabs: 23 slabs = 2 full groups and a partial one.
+// ---------------------------------------------------------------------------------------------
+
+const GemvCase kSm80Cases[] = {{33, 2880 + 8, 1056}, {127, 129, 4096 + 32}, {512, 136, 2880},
+                               {2049, 40, 1056},     {1, 129, 96},          {7, 200, 160}};
+
+constexpr GemvRun kSm80Runs[] = {{ElemType::f32, 8}, {ElemType::f32, 16}};
+
+// The bound of CudaGemv.MatchesReferenceWithinSummationBound (the same exact bf16 operands, the same
+// K f32 additions in another order): (K + 1) · 2^-23 · Σ|x||w|.
+TEST(CudaGemmSm80, MatchesReferenceWithinSummationBound) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  for_each_case(kSm80Cases, kSm80Runs, false, [](const GemvCase& c, ElemType, const GemvData& d,
+                                                 const std::vector<float>& xf, const std::vector<float>& ref,
+                                                 const std::vector<float>& got) {
+    const OutputCheck r = check_outputs(got, ref, magnitude_sums(c, d, xf),
+                                        (static_cast<double>(c.K) + 1.0) * 0x1p-23, false, c.N);
+    EXPECT_EQ(0u, r.bad);
+    EXPECT_GT(r.nonzero, ref.size() * 3 / 4);
+  });
+}
+
+// Integer data (make_gemv_data): every partial sum is an integer below 2^24, so any order is exact.
+TEST(CudaGemmSm80, BitExactOnIntegers) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  for_each_case(kSm80Cases, kSm80Runs, true, [](const GemvCase& c, ElemType, const GemvData&,
+                                                const std::vector<float>&, const std::vector<float>& ref,
+                                                const std::vector<float>& got) {
+    const OutputCheck r = check_outputs(got, ref, std::vector<float>(ref.size()), 0.0, true, c.N);
+    EXPECT_EQ(0u, r.bad);
+    EXPECT_GT(r.nonzero, ref.size() * 3 / 4) << "the integer data must give non-zero outputs";
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@
 // Shapes: M over {1, 2, 3, 7, 16, 33, 127, 512, 2049}, N = 200 (not a multiple of the GEMV's 16-row
 // tile nor of the GEMM's 128), K = 1056 (a multiple of 32, not of 128, and an odd number of MX
 // blocks: the GEMV's last 64-K step and the GEMM's last K-tile are partial). Each M runs through the
-// GEMV, through the GEMM (on sm_90a) and through the default dispatch, which must equal the kernel
-// it picks bit for bit. Every test draws fresh random data (the seed is printed on failure); every
+// GEMV, through the wgmma GEMM (on sm_90a), through the sm_80 mma.sync GEMM (W4A16 and W4A4, on any
+// device: set_prefer_sm80) and through the default dispatch, which must equal the kernel it picks bit
+// for bit. Every test draws fresh random data (the seed is printed on failure); every
 // output sits between guard bytes and starts as NaN bytes. Without a device the tests skip.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -198,14 +199,31 @@ std::vector<float> magnitude_sums(const std::vector<float>& xq, size_t M, const 
   return mag;
 }
 
-enum class Path { gemv, gemm, dispatch };
-const char* path_name(Path p) { return p == Path::gemv ? "gemv" : p == Path::gemm ? "gemm" : "dispatch"; }
+enum class Path { gemv, gemm, gemm_sm80, dispatch };
+const char* path_name(Path p) {
+  switch (p) {
+    case Path::gemv: return "gemv";
+    case Path::gemm: return "gemm";
+    case Path::gemm_sm80: return "gemm_sm80";
+    case Path::dispatch: return "dispatch";
+  }
+  return "?";
+}
+
+// The kernel the default dispatch runs (mxfp4_linear.h): the GEMV up to default_gemv_max_m, then the
+// wgmma GEMM on sm_90a, elsewhere the sm_80 GEMM (W4A8: the GEMV).
+Path dispatched(Mxfp4LinearMode mode, size_t M, bool has_wgmma) {
+  if (M <= Mxfp4LinearCuda::default_gemv_max_m(mode)) return Path::gemv;
+  if (has_wgmma) return Path::gemm;
+  return mode == Mxfp4LinearMode::w4a8 ? Path::gemv : Path::gemm_sm80;
+}
 
 std::vector<float> run_linear(Mxfp4LinearCuda& layer, Mxfp4LinearMode mode, Path path,
                               const DeviceBuffer<bf16>& x, size_t M) {
   if (path == Path::gemv) layer.set_gemv_max_m(std::numeric_limits<size_t>::max());
-  if (path == Path::gemm) layer.set_gemv_max_m(0);
+  if (path == Path::gemm || path == Path::gemm_sm80) layer.set_gemv_max_m(0);
   if (path == Path::dispatch) layer.reset_gemv_max_m();
+  layer.set_prefer_sm80(path == Path::gemm_sm80);
   GuardedOutput y(M * kN * 4);
   layer.apply(mode, x.get(), M, static_cast<float*>(y.get()), nullptr);
   cuda_check(cudaDeviceSynchronize(), "Mxfp4LinearCuda::apply (kernels)");
@@ -217,7 +235,7 @@ std::vector<float> run_linear(Mxfp4LinearCuda& layer, Mxfp4LinearMode mode, Path
 
 // Derived limit, as a fraction of Σ|x̂||w|, of a path's distance from the reference (exact products
 // and sum, one rounding to f32; W4A8: y = fl32(s · fl32(Σ q·w)), x̂ = q·s):
-//   BF16 operands (W4A16; W4A4 through either kernel; W4A8's q through the GEMV): the operands are
+//   BF16 operands (W4A16; W4A4 through any kernel; W4A8's q through the GEMV): the operands are
 //     exact bf16 and their products exact in f32, so only the K f32 additions err, each by at most
 //     2^-23 of a partial sum no larger than Σ|x̂||w| (2^-23, not 2^-24, in case the tensor cores
 //     truncate), and the reference's own rounding: (K + 1) · 2^-23. W4A8 adds the scale's product in
@@ -253,8 +271,9 @@ void check_every_mode(bool integer, float input_scale) {
       const std::vector<float> want = reference(mode, x, M, w, input_scale);
       const std::vector<float> mag = magnitude_sums(quantized_activations(mode, x, M, input_scale), M, w);
       std::vector<float> picked;  // the output of the path the dispatch should take
-      for (const Path path : {Path::gemv, Path::gemm, Path::dispatch}) {
+      for (const Path path : {Path::gemv, Path::gemm, Path::gemm_sm80, Path::dispatch}) {
         if (path == Path::gemm && !layer.has_wgmma()) continue;
+        if (path == Path::gemm_sm80 && mode == Mxfp4LinearMode::w4a8) continue;  // the GEMV there
         SCOPED_TRACE(std::string(mxfp4_linear_mode_name(mode)) + " M " + std::to_string(M) + " via " +
                      path_name(path));
         const std::vector<float> got = run_linear(layer, mode, path, x_dev, M);
@@ -263,8 +282,7 @@ void check_every_mode(bool integer, float input_scale) {
           EXPECT_EQ(0, std::memcmp(got.data(), picked.data(), got.size() * 4));
           continue;
         }
-        const bool to_gemv = !layer.has_wgmma() || M <= Mxfp4LinearCuda::default_gemv_max_m(mode);
-        if ((path == Path::gemv) == to_gemv) picked = got;
+        if (path == dispatched(mode, M, layer.has_wgmma())) picked = got;
         const OutputCheck c =
             check_outputs(got, want, mag, tolerance_fraction(mode, path == Path::gemm), integer, kN);
         EXPECT_EQ(0u, c.bad);

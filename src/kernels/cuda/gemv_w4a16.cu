@@ -36,10 +36,12 @@
 #include <string>
 
 #include "mxq/error.h"
-#include "mxq/kernels/cuda/mx_convert_math.h"  // bf16x2_mul
+#include "mxfp4_mma_fragments.cuh"
 
 namespace mxq {
 namespace {
+
+using namespace mma_fragments;
 
 constexpr int kWarps = 8, kThreads = 32 * kWarps;
 // Benchmark builds may override the defaults below to compare variants on the device (as
@@ -101,79 +103,6 @@ constexpr int kWarpTiles = warp_tiles(kNT8);
 template <int kNT8>
 constexpr int kMinCtas = kNT8 == 1 ? MXQ_GEMV_MIN_CTAS_M8 : kNT8 == 2 ? MXQ_GEMV_MIN_CTAS_M16 : MXQ_GEMV_MIN_CTAS_M32;
 constexpr size_t kTokensPerLaunch = 32;  // four MMA column tiles of 8
-constexpr uint32_t kBf16x2Pow126 = 0x7E807E80u;
-
-// The bf16x2 register r (elements 2r, 2r+1 of a word's 8) as E2M1 · 2^-126: magnitude bits to bf16
-// bits 6..8 (exponent LSBs and mantissa MSB), sign to bit 15, per half (layout in gemv.h): 2, 2, 1
-// and 6 integer ops for r = 0..3.
-template <int kR>
-__device__ __forceinline__ uint32_t e2m1x2_bits(uint32_t w) {
-  constexpr uint32_t kFields = 0x81C081C0u;  // bf16 bits 6-8 and 15 of both halves
-  if constexpr (kR == 0) return (w << 6) & kFields;
-  if constexpr (kR == 1) return (w << 3) & kFields;
-  if constexpr (kR == 2) return w & kFields;
-  return ((w >> 4) & 0x00C000C0u) | ((w >> 5) & 0x01000100u) | ((w << 1) & 0x80008000u);
-}
-
-// Byte i of the scale word as the bf16x2 factor 2^(e-1) (both halves): e + 126 in the exponent
-// field, valid when every byte of the word is below 128 (so the add carries into no other byte).
-__device__ __forceinline__ uint32_t scale_factor_folded(uint32_t sc_plus_126, int i) {
-  return __byte_perm(sc_plus_126, 0u, 0x4040u + 0x0101u * static_cast<uint32_t>(i)) << 7;
-}
-// Byte i of the scale word as the bf16x2 2^(e-127) exactly: 2^-127 is the subnormal 0x0040, 0xFF NaN.
-__device__ __forceinline__ uint32_t scale_factor_exact(uint32_t sc, int i) {
-  const uint32_t e = (sc >> (8 * i)) & 0xFFu;
-  const uint32_t h = e == 0 ? 0x0040u : e == kE8M0Nan ? 0x7FC0u : e << 7;
-  return h * 0x00010001u;
-}
-
-// d += a · b, one m16n8k16 BF16 MMA with FP32 accumulation.
-__device__ __forceinline__ void mma_bf16_m16n8k16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                                  uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
-      "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// One step (64 of K) of one 16-row tile: wq = this lane's four code words (layout in gemv.h), sc its
-// four scale bytes, xq[b][j] the activations k = 8t .. 8t+7 of block b for token 8j + g. kFolded:
-// every scale byte of the warp is below 128, so one multiply per register applies 2^126 · scale.
-template <int kNT8, bool kFolded>
-__device__ __forceinline__ void tile_step(const uint4& wq, uint32_t sc, const uint4 (&xq)[2][kNT8],
-                                          float (&acc)[kNT8][4]) {
-  uint32_t factor[4];  // (row g, block 0), (row g+8, block 0), (g, 1), (g+8, 1)
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-    factor[i] = kFolded ? scale_factor_folded(sc + 0x7E7E7E7Eu, i) : scale_factor_exact(sc, i);
-  const uint32_t words[4] = {wq.x, wq.y, wq.z, wq.w};
-#pragma unroll
-  for (int b = 0; b < 2; ++b) {
-    const uint32_t w_lo = words[2 * b], w_hi = words[2 * b + 1];  // rows g, g + 8
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      // Fragment A of MMA h: (row g, k pair 2h), (row g+8, 2h), (row g, 2h+1), (row g+8, 2h+1),
-      // i.e. the block's k = 8t + 4h .. 8t + 4h + 3 (see gemv.h for the k permutation).
-      uint32_t a[4] = {h == 0 ? e2m1x2_bits<0>(w_lo) : e2m1x2_bits<2>(w_lo),
-                       h == 0 ? e2m1x2_bits<0>(w_hi) : e2m1x2_bits<2>(w_hi),
-                       h == 0 ? e2m1x2_bits<1>(w_lo) : e2m1x2_bits<3>(w_lo),
-                       h == 0 ? e2m1x2_bits<1>(w_hi) : e2m1x2_bits<3>(w_hi)};
-      if constexpr (!kFolded) {
-#pragma unroll
-        for (int r = 0; r < 4; ++r) a[r] = bf16x2_mul(a[r], kBf16x2Pow126);
-      }
-      a[0] = bf16x2_mul(a[0], factor[2 * b]);
-      a[1] = bf16x2_mul(a[1], factor[2 * b + 1]);
-      a[2] = bf16x2_mul(a[2], factor[2 * b]);
-      a[3] = bf16x2_mul(a[3], factor[2 * b + 1]);
-#pragma unroll
-      for (int j = 0; j < kNT8; ++j) {
-        const uint4& v = xq[b][j];
-        mma_bf16_m16n8k16(acc[j], a, h == 0 ? v.x : v.z, h == 0 ? v.y : v.w);
-      }
-    }
-  }
-}
 
 // Where a warp is in its sequence of steps: its activation pointers (token 8j + g, k of the step +
 // 8t) and that k.
@@ -204,26 +133,6 @@ union WarpSmem {
   WarpRing<kRingDepth<kNT8>, kWarpTiles<kNT8>> ring;
   float partial[kWarpTiles<kNT8> * kNT8 * 4][32];
 };
-
-// Copies global -> shared (cp.async: no registers held while in flight). Codes bypass L1 (.cg):
-// each byte is read once.
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(
-                   static_cast<unsigned>(__cvta_generic_to_shared(dst))),
-               "l"(src)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_4(void* dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(
-                   static_cast<unsigned>(__cvta_generic_to_shared(dst))),
-               "l"(src)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
-}
 
 // The activations of the cursor's step: xq[b][j] = k = 8t .. 8t+7 of block b for token 8j + g.
 // Lanes past the last token read token 0's row instead: B column n of an MMA reaches only output
@@ -284,10 +193,7 @@ __device__ __forceinline__ void warp_steps(const uint4* codes, const uint32_t* s
       for (int u = 0; u < kTiles; ++u) {
         const uint4 wq = ring.codes[s][u][lane];
         const uint32_t sc = ring.scales[s][u][lane];
-        if (__all_sync(0xFFFFFFFFu, (sc & 0x80808080u) == 0))
-          tile_step<kNT8, true>(wq, sc, xq, acc[u]);
-        else
-          tile_step<kNT8, false>(wq, sc, xq, acc[u]);
+        tile_step_any_scales<1, kNT8>(&wq, &sc, xq, &acc[u]);
       }
       advance_activations(at, stride);
     }

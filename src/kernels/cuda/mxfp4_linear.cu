@@ -7,6 +7,7 @@
 
 #include "mxq/error.h"
 #include "mxq/kernels/cuda/act_quant.h"
+#include "mxq/kernels/cuda/gemm_mma_sm80.h"
 #include "mxq/kernels/cuda/gemv.h"
 
 namespace mxq {
@@ -114,7 +115,8 @@ void Mxfp4LinearCuda::apply(Mxfp4LinearMode mode, const bf16* x, size_t M, float
     throw Error(std::string("Mxfp4LinearCuda::apply: mode ") + mxfp4_linear_mode_name(mode) +
                 " was not among prepare()'s modes");
   if (M == 0) return;
-  const bool use_gemv = !sm90_ || M <= gemv_max_m(mode);
+  const bool small = M <= gemv_max_m(mode), wgmma = sm90_ && !prefer_sm80_;
+  const bool use_gemv = small || (!wgmma && mode == Mxfp4LinearMode::w4a8);
   const size_t K = K_;
   switch (mode) {
     case Mxfp4LinearMode::w4a8:
@@ -149,9 +151,12 @@ void Mxfp4LinearCuda::apply(Mxfp4LinearMode mode, const bf16* x, size_t M, float
     case Mxfp4LinearMode::w4a16:
       if (use_gemv) {
         gemv(mode, x, M, y, stream);
-      } else {
+      } else if (wgmma) {
         cuda_check(gemm_mxfp4_w4a16_sm90(x, M, K, sm90_bf16_.view, y, stream),
                    where("gemm_mxfp4_w4a16_sm90", mode, M, N_, K).c_str());
+      } else {
+        cuda_check(gemm_mxfp4_w4a16_sm80(x, M, K, gemv_codes_.get(), gemv_scales_.get(), N_, y, stream),
+                   where("gemm_mxfp4_w4a16_sm80", mode, M, N_, K).c_str());
       }
       break;
   }

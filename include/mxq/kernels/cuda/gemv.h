@@ -28,6 +28,8 @@
 // 16-byte vector per block too.
 // Scales: per (tile, step) 32 bytes, 4 per g: (row g, block 2s), (row g+8, 2s), (row g, 2s+1),
 // (row g+8, 2s+1); padding blocks and rows get 127 (1.0).
+// The sm_80 prefill GEMM (gemm_mma_sm80.h) reads this layout too, with the same device code for the
+// fragments (src/kernels/cuda/mxfp4_mma_fragments.cuh).
 #pragma once
 
 #include <cuda_runtime.h>

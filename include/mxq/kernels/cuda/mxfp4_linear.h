@@ -19,7 +19,9 @@
 //   M <= gemv_max_m(mode): the small-M GEMV (mxq/kernels/cuda/gemv.h; W4A16 on mma.m16n8k16), which
 //       streams the weights once per 32 tokens;
 //   larger M: the Hopper wgmma GEMMs (mxq/kernels/cuda/gemm_wgmma.h), which read the weights once
-//       per 128-token tile and run at tensor-core rate. Off sm_90a (sm_80) the GEMV runs at every M.
+//       per 128-token tile and run at tensor-core rate. Off sm_90a (sm_80 and others) W4A16 and W4A4
+//       take the mma.sync GEMM (mxq/kernels/cuda/gemm_mma_sm80.h) on the GEMV's weights, and W4A8
+//       the GEMV at every M.
 // How each mode reaches them:
 //   W4A16  x as it is.
 //   W4A8   The reference: y = fl32(s_m · Σ q·w), q the E4M3 values, s_m the row's scale. GEMV:
@@ -40,11 +42,12 @@
 //          passes of gemm_wgmma.h for both operands at once, and the promotion factor then depends
 //          on (token, column) rather than on the column alone — a new kernel, not a parameter.
 //
-// Memory: the GEMV layout always (~0.53 bytes per weight) and one wgmma layout per operand type the
-// prepared modes need (BF16 for W4A16 / W4A4, E4M3 for W4A8; ~0.52 bytes per weight each). apply()
-// keeps a workspace for the quantized activations (2·M·K bytes, + 4·M for W4A8's scales) that
-// grows at the first call with a larger M: a cudaMalloc, which synchronizes the device, so call
-// apply() once at the largest M before capturing it in a CUDA graph.
+// Memory: the GEMV layout always (~0.53 bytes per weight; the sm_80 GEMM reads it too) and one wgmma
+// layout per operand type the prepared modes need (BF16 for W4A16 / W4A4, E4M3 for W4A8; ~0.52 bytes
+// per weight each; built on sm_90a only). apply() keeps a workspace for the quantized activations
+// (2·M·K bytes, + 4·M for W4A8's scales) that grows at the first call with a larger M: a cudaMalloc,
+// which synchronizes the device, so call apply() once at the largest M before capturing it in a CUDA
+// graph.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -88,9 +91,13 @@ class Mxfp4LinearCuda {
     return has_override_ ? gemv_max_m_override_ : default_gemv_max_m(mode);
   }
 
+  // true: apply() picks kernels as it does off sm_90a (the sm_80 GEMM above gemv_max_m), on any
+  // device; tests and benchmarks run that path on an H100 with it. Default false.
+  void set_prefer_sm80(bool on) { prefer_sm80_ = on; }
+
   size_t N() const { return N_; }
   size_t K() const { return K_; }
-  bool has_wgmma() const { return sm90_; }  // false: the GEMV serves every M
+  bool has_wgmma() const { return sm90_; }  // false: the GEMV and the sm_80 GEMM serve every M
 
  private:
   // One wgmma layout in device memory.
@@ -112,6 +119,7 @@ class Mxfp4LinearCuda {
   DeviceBuffer<uint8_t> workspace_;
   size_t gemv_max_m_override_ = 0;
   bool has_override_ = false;
+  bool prefer_sm80_ = false;
 };
 
 }  // namespace mxq
