@@ -52,12 +52,6 @@ double bound(const float* q, const std::vector<float>& k, const std::vector<floa
   return 2.0 * ((2 * (2 * eps + u * d + 2 * u) + (2.0 * double(T) + 4) * u) * wv);
 }
 
-// x as a cache element of type E (bf16: rounded to nearest even).
-float to_e(float x, float) { return x; }
-bf16 to_e(float x, bf16) { return bf16_from_f32(x); }
-float as_f32(float x) { return x; }
-float as_f32(bf16 x) { return bf16_to_f32(x); }
-
 // Both cache element types: a bf16 cache holds k and v rounded to bf16, and the bound is taken on
 // those rounded values, which both sides compute with exactly (the kernel widens them losslessly).
 template <class E>
@@ -73,14 +67,14 @@ void check_group_against_reference() {
             const size_t capacity = T + 21;  // room past T, as a cache has
             std::vector<float> q(G * hd), k(T * hd), v(T * hd);
             for (float& x : q) x = amp * g(rng);
-            for (float& x : k) x = as_f32(to_e(g(rng), E{}));
-            for (float& x : v) x = as_f32(to_e(g(rng), E{}));
+            for (float& x : k) x = kv_to_f32(kv_from_f32<E>(g(rng)));
+            for (float& x : v) x = kv_to_f32(kv_from_f32<E>(g(rng)));
             // The cache: positions ≥ T hold NaN, which no output may see.
-            std::vector<E> kc(kv_k_elements(capacity, hd), to_e(NAN, E{})), vc(capacity * hd, to_e(NAN, E{}));
+            std::vector<E> kc(kv_k_elements(capacity, hd), kv_from_f32<E>(NAN)), vc(capacity * hd, kv_from_f32<E>(NAN));
             for (size_t t = 0; t < T; ++t)
               for (size_t i = 0; i < hd; ++i) {
-                kc[kv_k_index(t, i, hd)] = to_e(k[t * hd + i], E{});
-                vc[t * hd + i] = to_e(v[t * hd + i], E{});
+                kc[kv_k_index(t, i, hd)] = kv_from_f32<E>(k[t * hd + i]);
+                vc[t * hd + i] = kv_from_f32<E>(v[t * hd + i]);
               }
             const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
             std::vector<float> out(G * hd), ref(G * hd), scratch(attention_scratch_floats(G, T));

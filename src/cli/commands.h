@@ -21,7 +21,9 @@ inline void add_kv_cache_option(CLI::App* cmd, runtime::KvCacheType& type) {
   cmd->add_option_function<std::string>(
          "--kv-cache", [&type](const std::string& name) { type = *runtime::kv_cache_type_from_name(name); },
          "KV cache element type: f32 (exact, the default) or bf16 (half the bytes a decode step reads)")
-      ->check(CLI::IsMember({"f32", "bf16"}, CLI::ignore_case));
+      ->check(CLI::IsMember({runtime::kv_cache_type_name(runtime::KvCacheType::f32),
+                             runtime::kv_cache_type_name(runtime::KvCacheType::bf16)},
+                            CLI::ignore_case));
 }
 
 void add_roundtrip(CLI::App& app);

@@ -312,12 +312,6 @@ void Model::attention(size_t li, size_t M, size_t start_pos) {
   else attention_on<float>(li, M, start_pos);
 }
 
-namespace {
-// x as a value of the cache's element type (the second argument's).
-float to_kv(float x, float) { return x; }
-bf16 to_kv(float x, bf16) { return bf16_from_f32(x); }
-}  // namespace
-
 template <class E>
 void Model::attention_on(size_t li, size_t M, size_t start_pos) {
   const ModelConfig& c = cfg_;
@@ -334,8 +328,8 @@ void Model::attention_on(size_t li, size_t M, size_t start_pos) {
       const float* k = qkv_.row(m) + q_dim + h * hd;
       const float* v = qkv_.row(m) + q_dim + kv_dim + h * hd;
       for (size_t i = 0; i < hd; ++i) {
-        kc[h * k_head + kv_k_index(pos, i, hd)] = to_kv(k[i], E{});
-        vc[(h * max_seq_ + pos) * hd + i] = to_kv(v[i], E{});
+        kc[h * k_head + kv_k_index(pos, i, hd)] = kv_from_f32<E>(k[i]);
+        vc[(h * max_seq_ + pos) * hd + i] = kv_from_f32<E>(v[i]);
       }
     }
   // Causal grouped-query attention, one task per (token m, KV head): its `group` query heads,

@@ -29,10 +29,6 @@ void silu_mul_ref(const float* gate, const float* up, size_t n, float* out) {
 
 namespace {
 
-// A cache element as f32 (exact for both types).
-inline float kv_value(float x) { return x; }
-inline float kv_value(bf16 x) { return bf16_to_f32(x); }
-
 template <class E>
 void AttentionGroupRef(const float* q, size_t g, const E* k, const E* v, size_t T, size_t hd, float scale,
                        float* out) {
@@ -42,7 +38,7 @@ void AttentionGroupRef(const float* q, size_t g, const E* k, const E* v, size_t 
     double mx = -INFINITY;
     for (size_t t = 0; t < T; ++t) {
       double s = 0;
-      for (size_t i = 0; i < hd; ++i) s += static_cast<double>(qj[i]) * kv_value(k[kv_k_index(t, i, hd)]);
+      for (size_t i = 0; i < hd; ++i) s += static_cast<double>(qj[i]) * kv_to_f32(k[kv_k_index(t, i, hd)]);
       p[t] = s * scale;
       mx = std::max(mx, p[t]);
     }
@@ -50,7 +46,7 @@ void AttentionGroupRef(const float* q, size_t g, const E* k, const E* v, size_t 
     for (size_t t = 0; t < T; ++t) sum += (p[t] = std::exp(p[t] - mx));
     for (size_t i = 0; i < hd; ++i) {
       double o = 0;
-      for (size_t t = 0; t < T; ++t) o += p[t] * kv_value(v[t * hd + i]);
+      for (size_t t = 0; t < T; ++t) o += p[t] * kv_to_f32(v[t * hd + i]);
       out[j * hd + i] = static_cast<float>(o / sum);
     }
   }
@@ -184,7 +180,7 @@ void AttentionGroupPart(const float* q, size_t g, const E* k, const E* v, size_t
     for (size_t j = 0; j < nq; ++j)
       for (size_t i = hd_vec; i < hd; ++i) {
         float a = 0;
-        for (size_t t = 0; t < T; ++t) a = std::fma(p[(j0 + j) * Tp + t], kv_value(v[t * hd + i]), a);
+        for (size_t t = 0; t < T; ++t) a = std::fma(p[(j0 + j) * Tp + t], kv_to_f32(v[t * hd + i]), a);
         out[(j0 + j) * hd + i] = a;
       }
   }

@@ -25,12 +25,23 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 
 #include "mxq/format.h"
 
 namespace mxq {
 
 constexpr size_t kKvTile = 16;  // positions per K tile
+
+// A cache element of type E (float or bf16) from an f32 value (bf16: rounded to nearest even), and
+// back to f32 (exact): the one conversion the model's writes, the kernels and the tests share.
+template <class E>
+constexpr E kv_from_f32(float x) {
+  if constexpr (std::is_same_v<E, bf16>) return bf16_from_f32(x);
+  else return x;
+}
+constexpr float kv_to_f32(float x) { return x; }
+constexpr float kv_to_f32(bf16 x) { return bf16_to_f32(x); }
 
 // Index of K element (position t, dimension i) in a tiled K cache of head size hd.
 constexpr size_t kv_k_index(size_t t, size_t i, size_t hd) {
