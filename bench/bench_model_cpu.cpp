@@ -4,11 +4,12 @@
 // Per model and repetition: a prefill of --prompt fixed token ids from position 0 (logits of the
 // last position only, as generation does), then --decode greedy steps of one token each (argmax of
 // the logits = the "sampling" part). The models take turns within each repetition, so a burst of
-// load from other processes hits all of them, and each repetition starts with the next model (the
-// same model loaded three times decoded 4-10% faster in the first place of a fixed order here);
-// the tables give medians over --reps, and the ratios
-// to the first model are medians of the per-repetition ratios (runs a second or two apart, so a
-// slow drift of the machine's load cancels). One more
+// load from other processes hits all of them, and each repetition starts with the next model, so no
+// model always runs right after the same one. (Rotation does not remove one effect measured here:
+// the same checkpoint loaded three times decoded 4-10% faster in the copy loaded first, whatever its
+// turn; list the baseline first and the ratios to it err low.) The tables give medians over --reps,
+// and the ratios to the first model are medians of the per-repetition ratios (runs a second or two
+// apart, so a slow drift of the machine's load cancels). One more
 // repetition per model runs with a runtime::Profile attached and gives the per-part table of
 // decode: each part's share of the decode wall time and its milliseconds per token; "sampling +
 // other" is the wall time no part claims (argmax, argument checks).
