@@ -242,6 +242,33 @@ TEST(CudaGemmSm90, BlocksOutsideTheWindowTakeASecondPass) {
       check_gemm(op, M, Scales::spread, false, fresh_seed());
 }
 
+// A K-tile whose codes are ±0 in every row (W4A8: no pass at all), and a whole 128-row tile of ±0
+// rows (W4A16: one sweep that writes zeros).
+TEST(CudaGemmSm90, ZeroKTilesAndZeroRows) {
+  SKIP_WITHOUT_SM90();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  constexpr size_t N = 300, K = 416, M = 65;
+  for (const Sm90Operand op : kOps) {
+    Weight w = random_weight(N, K, Scales::near, rng);
+    for (size_t n = 0; n < N; ++n)
+      for (size_t k = 128; k < 256; k += 2) w.codes[n * K / 2 + k / 2] &= 0x88;
+    for (size_t n = 128; n < 256; ++n)
+      for (size_t i = 0; i < K / 2; ++i) w.codes[n * K / 2 + i] &= 0x88;
+    const Activations a = random_activations(op, M, K, false, rng);
+    const Mxfp4Sm90Packed p = mxfp4_sm90_repack(op, w.codes.data(), w.scales.data(), N, K);
+    const std::vector<float> got = run_sm90(op, a, M, K, p);
+    std::vector<float> want, abs_sum;
+    reference(op, a, M, K, w, N, want, abs_sum);
+    const OutputCheck c = check_outputs(got, want, abs_sum, tolerance_fraction(op, K), false, N);
+    EXPECT_EQ(0u, c.bad) << name_of(op);
+    EXPECT_GT(c.nonzero, M * (N - 128) * 9 / 10) << name_of(op);
+    for (size_t m = 0; m < M; ++m)
+      for (size_t n = 128; n < 256; ++n) ASSERT_EQ(0.0f, got[m * N + n]) << name_of(op) << " y[" << m << ", " << n << "]";
+  }
+}
+
 TEST(CudaGemmSm90, NanScaleGivesNanRows) {
   SKIP_WITHOUT_SM90();
   const uint64_t seed = fresh_seed();
@@ -262,22 +289,25 @@ TEST(CudaGemmSm90, NanScaleGivesNanRows) {
 
 // ---- repack (host only) ----
 
-TEST(Sm90Repack, CodePositionIsABijectionOntoTheLiveNibbles) {
+// The 4 bits of every element, over all of them, hit each bit of the non-padding codes once.
+TEST(Sm90Repack, CodeBitsAreABijectionOntoTheLiveBits) {
   for (const Sm90Operand op : kOps) {
     for (const auto& [N, K] : {std::pair<size_t, size_t>{kN, kK}, {128, 128}, {17, 32}, {300, 4096}}) {
       const Weight w = Weight{std::vector<uint8_t>(N * K / 2, 0), std::vector<uint8_t>(N * K / 32, 127)};
       const Mxfp4Sm90Packed p = mxfp4_sm90_repack(op, w.codes.data(), w.scales.data(), N, K);
-      std::vector<uint8_t> seen(p.codes.size() * 2, 0);
+      std::vector<uint8_t> seen(p.codes.size() * 8, 0);
       for (size_t n = 0; n < N; ++n)
         for (size_t k = 0; k < K; ++k) {
-          const NibblePosition pos = mxfp4_sm90_code_position(op, n, k, K);
-          ASSERT_LT(pos.byte, p.codes.size()) << name_of(op) << " (" << n << ", " << k << ")";
-          ASSERT_EQ(0, seen[pos.byte * 2 + pos.nibble]++) << name_of(op) << " (" << n << ", " << k
-                                                           << ") lands on a taken nibble";
+          const CodeBits bits = mxfp4_sm90_code_bits(op, n, k, K);
+          ASSERT_LT(bits.magnitude + 2, seen.size()) << name_of(op) << " (" << n << ", " << k << ")";
+          ASSERT_LT(bits.sign, seen.size()) << name_of(op) << " (" << n << ", " << k << ")";
+          ASSERT_EQ(bits.magnitude / 8, (bits.magnitude + 2) / 8) << "magnitude straddles a byte";
+          for (const size_t bit : {bits.magnitude, bits.magnitude + 1, bits.magnitude + 2, bits.sign})
+            ASSERT_EQ(0, seen[bit]++) << name_of(op) << " (" << n << ", " << k << ") lands on a taken bit";
         }
-      // Padding: the nibbles no element reaches are exactly the padded rows and K columns.
+      // Padding: the bits no element reaches are exactly the padded rows and K columns.
       const size_t padded = ((N + 127) / 128 * 128) * ((K + 127) / 128 * 128);
-      EXPECT_EQ(padded, seen.size());
+      EXPECT_EQ(padded * 4, seen.size());
     }
   }
 }
@@ -290,14 +320,17 @@ TEST(Sm90Repack, CodesAndExponentsRoundTrip) {
     for (const Scales mode : {Scales::near, Scales::spread}) {
       const Weight w = random_weight(kN, kK, mode, rng);
       const Mxfp4Sm90Packed p = mxfp4_sm90_repack(op, w.codes.data(), w.scales.data(), kN, kK);
-      // Every code read back through the position map; every nibble it does not reach is zero.
+      // Every code read back through the bit map; every bit it does not reach is zero.
       std::vector<uint8_t> rebuilt(p.codes.size(), 0);
+      const auto bit_of = [](const std::vector<uint8_t>& bytes, size_t bit) { return (bytes[bit / 8] >> (bit % 8)) & 1; };
       for (size_t n = 0; n < kN; ++n)
         for (size_t k = 0; k < kK; ++k) {
-          const NibblePosition pos = mxfp4_sm90_code_position(op, n, k, kK);
-          const uint8_t code = (p.codes[pos.byte] >> (4 * pos.nibble)) & 0xF;
-          ASSERT_EQ((w.codes[n * kK / 2 + k / 2] >> (4 * (k % 2))) & 0xF, code);
-          rebuilt[pos.byte] |= static_cast<uint8_t>(code << (4 * pos.nibble));
+          const CodeBits bits = mxfp4_sm90_code_bits(op, n, k, kK);
+          const int code = bit_of(p.codes, bits.magnitude) | bit_of(p.codes, bits.magnitude + 1) << 1 |
+                           bit_of(p.codes, bits.magnitude + 2) << 2 | bit_of(p.codes, bits.sign) << 3;
+          ASSERT_EQ((w.codes[n * kK / 2 + k / 2] >> (4 * (k % 2))) & 0xF, code) << name_of(op) << " (" << n << ", " << k << ")";
+          for (const size_t bit : {bits.magnitude, bits.magnitude + 1, bits.magnitude + 2, bits.sign})
+            rebuilt[bit / 8] |= static_cast<uint8_t>(bit_of(p.codes, bit) << (bit % 8));
         }
       EXPECT_EQ(rebuilt, p.codes);
       // Every block that carries a value: e = base[pass] − shift, within the operand's window,

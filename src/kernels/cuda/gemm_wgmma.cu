@@ -168,17 +168,15 @@ __device__ __forceinline__ void wgmma_step(Accumulators<kTokens>& d, const uint3
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 }
 
-// 4 E2M1 codes (the selector nibbles' low 3 bits pick magnitudes, the sign bits are moved into each
-// byte's bit 7 separately) -> 4 E4M3 bytes through the block's 8-entry table (lut.x: magnitudes 0-3,
-// lut.y: 4-7, each already times 2^(e − base + 6)). w holds 8 codes (element i in nibble i);
-// half 0 widens elements 0-3, half 1 elements 4-7.
+// 4 E2M1 codes of a W4A8 code word (8 codes, gemm_wgmma.h) -> 4 E4M3 bytes through the block's
+// 8-entry table (lut.x: magnitudes 0-3, lut.y: 4-7, each already times 2^(e − base + 6)). Half 0
+// widens values 0-3 (magnitudes in nibbles 0-3, signs already at bit 7 of their bytes), half 1
+// values 4-7 (magnitudes in nibbles 4-7, signs 4 bits below bit 7 of their bytes); bit 3 of each
+// nibble, another value's sign, is masked off the PRMT selectors.
 template <int kHalf>
 __device__ __forceinline__ uint32_t widen_e4m3(uint32_t w, uint2 lut) {
-  const uint32_t mag = __byte_perm(lut.x, lut.y, (w >> (16 * kHalf)) & 0x7777u);
-  const uint32_t odd_signs = w & 0x80808080u;            // elements 1, 3, 5, 7 at bytes 0-3's bit 7
-  const uint32_t even_signs = (w << 4) & 0x80808080u;    // elements 0, 2, 4, 6
-  const uint32_t signs = __byte_perm(even_signs, odd_signs, kHalf == 0 ? 0x5140 : 0x7362);
-  return mag | signs;
+  if constexpr (kHalf == 0) return __byte_perm(lut.x, lut.y, w & 0x7777u) | (w & 0x80808080u);
+  return __byte_perm(lut.x, lut.y, (w >> 16) & 0x7777u) | ((w << 4) & 0x80808080u);
 }
 
 // Byte kByte of w (2 E2M1 codes) -> bf16x2 of E2M1 · 2^−126 by bit placement (sign to bit 15, the
@@ -707,7 +705,7 @@ cudaError_t launch(const void* x, const float* act_scale, size_t M, size_t K,
 // Host side: the repack
 // ---------------------------------------------------------------------------------------------
 
-NibblePosition mxfp4_sm90_code_position(Sm90Operand op, size_t n, size_t k, size_t K) {
+CodeBits mxfp4_sm90_code_bits(Sm90Operand op, size_t n, size_t k, size_t K) {
   const OperandTraits t = traits_of(op);
   // Thread t of a warp owns, per wgmma step, half_bytes bytes of the step's first K half and as
   // many of its second (the A fragment: k in [e·t, e·t + e) and [step_k/2 + e·t, ...), e = elements
@@ -720,7 +718,13 @@ NibblePosition mxfp4_sm90_code_position(Sm90Operand op, size_t n, size_t k, size
   const int byte = step * bytes_per_step + half * half_bytes + r3 / 2;
   const size_t tile = ((n / kTileN) * k_tiles(K) + k / kTileK) * (kTileN / kGroupRows) + n % kTileN / kGroupRows;
   const size_t lane = (n % 8) * 4 + static_cast<size_t>(thread);
-  return {(tile * 2 + (n % kGroupRows) / 8) * (kGroupTileBytes / 2) + lane * 16 + byte, r3 % 2};
+  const size_t byte_index = (tile * 2 + (n % kGroupRows) / 8) * (kGroupTileBytes / 2) + lane * 16 + byte;
+  const size_t bit = byte_index * 8 + 4 * static_cast<size_t>(r3 % 2);
+  if (op == Sm90Operand::bf16) return {bit, bit + 3};
+  // FP8: a step's 4 bytes are one word of 8 values (nibble v holds value v's magnitude); the signs
+  // move to the bits widen_e4m3 takes them from.
+  const size_t word_bit = (byte_index & ~size_t{3}) * 8, v = (bit - word_bit) / 4;
+  return {bit, word_bit + (v < 4 ? 8 * v + 7 : 8 * (v - 4) + 3)};
 }
 
 Mxfp4Sm90Packed mxfp4_sm90_repack(Sm90Operand op, const uint8_t* codes, const uint8_t* scales,
@@ -737,17 +741,20 @@ Mxfp4Sm90Packed mxfp4_sm90_repack(Sm90Operand op, const uint8_t* codes, const ui
   p.codes.assign(Np / kGroupRows * KT * kGroupTileBytes, 0);
   p.meta.assign(Np * KT * kMetaBytes, 0);
   p.passes.assign(op == Sm90Operand::e4m3 ? Np / kRowsPerWarpgroup * KT : Np / kTileN, 0);
-  // Row 0's positions within its first K-tile (position 0 is byte 0); row n's K-tile from k0 adds
-  // its own first position to all of them.
-  NibblePosition in_tile[kTileK];
-  for (size_t kk = 0; kk < kTileK; ++kk) in_tile[kk] = mxfp4_sm90_code_position(op, 0, kk, K);
+  // Row 0's bits within its first K-tile (element (0, 0)'s magnitude is bit 0); row n's K-tile
+  // from k0 adds its own first magnitude bit to all of them.
+  CodeBits in_tile[kTileK];
+  for (size_t kk = 0; kk < kTileK; ++kk) in_tile[kk] = mxfp4_sm90_code_bits(op, 0, kk, K);
+  const auto set_bits = [&](size_t bit, uint32_t value) {
+    p.codes[bit / 8] |= static_cast<uint8_t>(value << (bit % 8));  // never straddles a byte
+  };
   for (size_t n = 0; n < N; ++n)
     for (size_t k0 = 0; k0 < K; k0 += kTileK) {
-      const size_t tile_offset = mxfp4_sm90_code_position(op, n, k0, K).byte;  // in_tile[0] is 0
+      const size_t tile_offset = mxfp4_sm90_code_bits(op, n, k0, K).magnitude;
       for (size_t k = k0; k < std::min(K, k0 + kTileK); ++k) {
-        const NibblePosition pos = in_tile[k - k0];
-        const uint8_t code = (codes[n * (K / 2) + k / 2] >> (4 * (k % 2))) & 0xF;
-        p.codes[tile_offset + pos.byte] |= static_cast<uint8_t>(code << (4 * pos.nibble));
+        const uint32_t code = (codes[n * (K / 2) + k / 2] >> (4 * (k % 2))) & 0xFu;
+        set_bits(tile_offset + in_tile[k - k0].magnitude, code & 7u);
+        set_bits(tile_offset + in_tile[k - k0].sign, code >> 3);
       }
     }
   // Blocks that carry a value: a non-zero magnitude somewhere, or a NaN scale.

@@ -45,7 +45,12 @@
 //   codes  [N/128][KT][8][2][32][16] bytes: for the 128-row tile holding row n, K-tile kt, 16-row
 //          group (n % 128) / 16, half (n % 16) / 8 and lane 4 · (n % 8) + t, the 16 bytes that thread
 //          t of the warp widens into its wgmma A fragments for the tile's steps (a tile's K-tile is
-//          8 KB in one piece, one bulk copy); the element order is mxfp4_sm90_code_position's.
+//          8 KB in one piece, one bulk copy); the element order is mxfp4_sm90_code_bits'. BF16
+//          keeps each code's 4 bits in its nibble. FP8's 4 bytes per step are one word of 8 values
+//          (k 4t..4t+3 of the step's first half, then of its second): value v's magnitude in bits
+//          4v..4v+2, its sign at bit 8v + 7 (v < 4) or 8(v − 4) + 3 (v ≥ 4), so one PRMT on the
+//          masked word looks up 4 magnitudes and the signs need one AND (values 0-3) or a shift
+//          and an AND (values 4-7) to reach bit 7 of their E4M3 byte.
 //   meta   [N/128][KT][128] × 8 bytes, per (row, K-tile):
 //          FP8:  4 block bytes (pass << 6 | (base − e)) and the 4 pass bases (E8M0; 0 where unused).
 //          BF16: 4 block bytes 253 − (base − e) (the exponent field of the bf16 multiplier
@@ -86,13 +91,13 @@ struct Mxfp4Sm90Weights {
   const uint8_t* passes = nullptr;
 };
 
-// Where element (n, k) of the weight lands in Mxfp4Sm90Packed::codes: a byte index and the nibble
-// (0 low, 1 high). A bijection from [N, K] onto the non-padding nibbles (tests check it).
-struct NibblePosition {
-  size_t byte;
-  int nibble;
+// Where the code of element (n, k) of the weight lands in Mxfp4Sm90Packed::codes, as bit indices
+// (byte · 8 + bit): its 3 magnitude bits at [magnitude, magnitude + 3), its sign bit at sign (BF16:
+// magnitude + 3). A bijection from [N, K] × 4 bits onto the non-padding bits (tests check it).
+struct CodeBits {
+  size_t magnitude, sign;
 };
-NibblePosition mxfp4_sm90_code_position(Sm90Operand op, size_t n, size_t k, size_t K);
+CodeBits mxfp4_sm90_code_bits(Sm90Operand op, size_t n, size_t k, size_t K);
 
 // Canonical MXFP4 (codes [N, K/2], scales [N, K/32]; K a multiple of 32) -> the kernels' layout.
 // Host code, run once when the weights are loaded (process_weights_after_loading).
