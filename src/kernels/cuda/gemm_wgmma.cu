@@ -179,18 +179,23 @@ __device__ __forceinline__ uint32_t widen_e4m3(uint32_t w, uint2 lut) {
   return __byte_perm(lut.x, lut.y, (w >> 16) & 0x7777u) | ((w << 4) & 0x80808080u);
 }
 
-// Byte kByte of w (2 E2M1 codes) -> bf16x2 of E2M1 · 2^−126 by bit placement (sign to bit 15, the
-// 3 magnitude bits to the bottom of the exponent: exact, the 0.5 code as a subnormal), then times
-// the block's 2^(e − base + 126) (a normal bf16, e − base ≥ −125): an exact product, normal. fma with −0
-// keeps the sign of zero; bf16 fma keeps subnormal inputs. Placement: u · (2^6 + 2^18) puts the low
-// code's magnitude at bits 6-8 and the high code's at 22-24, u · (2^12 + 2^24) their signs at 15
-// and 31 (the shifted copies of the byte do not overlap, so the sums carry nothing).
-template <int kByte>
-__device__ __forceinline__ uint32_t widen_bf16x2(uint32_t w, uint32_t multiplier) {
-  const uint32_t u = (w >> (8 * kByte)) & 0xFFu;
-  const uint32_t bits = ((u * 0x00040040u) & 0x01C001C0u) | ((u * 0x01001000u) & 0x80008000u);
-  uint32_t r;
-  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(r) : "r"(bits), "r"(multiplier), "r"(0x80008000u));
+// Half kHalf of a code word (values 4·kHalf .. 4·kHalf + 3, laid out as for widen_e4m3) -> two
+// bf16x2: values 0, 1 of the half (the A fragment register for k 2t, 2t + 1 of a k16 step) and
+// values 2, 3 (k 8 + 2t, 9 + 2t). Each E2M1 code is looked up as a bf16 (its low and high bytes from
+// two constant 8-entry tables, its sign ORed into the high byte), the bytes are paired, and the pair
+// is multiplied by the block's 2^(e − base) (a normal bf16, e − base ≥ −125): an exact product,
+// normal. fma with −0 keeps the sign of zero.
+template <int kHalf>
+__device__ __forceinline__ uint2 widen_bf16x4(uint32_t w, uint32_t multiplier) {
+  // bf16 of 0, 0.5, 1, 1.5 | 2, 3, 4, 6: 0000 3F00 3F80 3FC0 | 4000 4040 4080 40C0.
+  constexpr uint32_t kLowX = 0xC0800000u, kLowY = 0xC0804000u, kHighX = 0x3F3F3F00u, kHighY = 0x40404040u;
+  const uint32_t select = (kHalf == 0 ? w : w >> 16) & 0x7777u;
+  const uint32_t signs = (kHalf == 0 ? w : w << 4) & 0x80808080u;
+  const uint32_t low = __byte_perm(kLowX, kLowY, select);
+  const uint32_t high = __byte_perm(kHighX, kHighY, select) | signs;
+  uint2 r;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(r.x) : "r"(__byte_perm(low, high, 0x5140)), "r"(multiplier), "r"(0x80008000u));
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(r.y) : "r"(__byte_perm(low, high, 0x7362)), "r"(multiplier), "r"(0x80008000u));
   return r;
 }
 
@@ -207,8 +212,8 @@ __device__ __forceinline__ float pass_scale_of(uint32_t bases, int pass) {
   return pass_scale<kOff>((bases >> (8 * pass)) & 0xFFu);
 }
 
-// BF16: the bf16x2 multiplier of block blk (0-3) of a row's K-tile in pass `pass`: 2^(126 − shift)
-// from the stored exponent field 253 − shift (meta bytes 0-3), or 0 where the block belongs to
+// BF16: the bf16x2 multiplier of block blk (0-3) of a row's K-tile in pass `pass`: 2^(−shift)
+// from the stored exponent field 127 − shift (meta bytes 0-3), or 0 where the block belongs to
 // another pass (its 2-bit pass in meta byte 7) or carries no value (field 0).
 __device__ __forceinline__ uint32_t bf16_block_multiplier(uint2 meta, int blk, int pass) {
   const bool in_pass = static_cast<int>((meta.y >> (24 + 2 * blk)) & 3u) == pass;
@@ -552,8 +557,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
           for (int s = 0; s < kSteps; ++s) {
             static_assert(kSteps > kQueued, "K-tile kt − 1 retires inside K-tile kt");
-            // Two k16 steps per block: bytes 0, 1 of the block's word feed its first step, bytes
-            // 2, 3 its second; in each, the first byte is k 2t..2t+1, the second k 8+2t..9+2t.
             const int blk = s / 2;
             const uint32_t mul_lo = bf16_block_multiplier(meta_lo, blk, pass);
             const uint32_t mul_hi = bf16_block_multiplier(meta_hi, blk, pass);
@@ -563,17 +566,13 @@ __global__ void __launch_bounds__(kThreads, 1)
             // predicated arrive, not a branch: a branch between the wgmmas serializes them (C7513).
             if (s == kQueued - 1) mbarrier_arrive_if(empty_bar + 8 * in_flight, kt > 0 && lane == 0);
             uint32_t(&f)[4] = frag[s];
-            if (s % 2 == 0) {
-              f[0] = widen_bf16x2<0>(words_lo[blk], mul_lo);
-              f[1] = widen_bf16x2<0>(words_hi[blk], mul_hi);
-              f[2] = widen_bf16x2<1>(words_lo[blk], mul_lo);
-              f[3] = widen_bf16x2<1>(words_hi[blk], mul_hi);
-            } else {
-              f[0] = widen_bf16x2<2>(words_lo[blk], mul_lo);
-              f[1] = widen_bf16x2<2>(words_hi[blk], mul_hi);
-              f[2] = widen_bf16x2<3>(words_lo[blk], mul_lo);
-              f[3] = widen_bf16x2<3>(words_hi[blk], mul_hi);
-            }
+            // Two k16 steps per block word: its values 0-3 feed the first, 4-7 the second.
+            const uint2 lo = s % 2 == 0 ? widen_bf16x4<0>(words_lo[blk], mul_lo) : widen_bf16x4<1>(words_lo[blk], mul_lo);
+            const uint2 hi = s % 2 == 0 ? widen_bf16x4<0>(words_hi[blk], mul_hi) : widen_bf16x4<1>(words_hi[blk], mul_hi);
+            f[0] = lo.x;
+            f[1] = hi.x;
+            f[2] = lo.y;
+            f[3] = hi.y;
             // The first step of the sweep starts acc afresh.
             wgmma_step<kOp, kTokens>(acc, f, act_stage, s, kt > 0 || s > 0);
           }
@@ -720,9 +719,8 @@ CodeBits mxfp4_sm90_code_bits(Sm90Operand op, size_t n, size_t k, size_t K) {
   const size_t lane = (n % 8) * 4 + static_cast<size_t>(thread);
   const size_t byte_index = (tile * 2 + (n % kGroupRows) / 8) * (kGroupTileBytes / 2) + lane * 16 + byte;
   const size_t bit = byte_index * 8 + 4 * static_cast<size_t>(r3 % 2);
-  if (op == Sm90Operand::bf16) return {bit, bit + 3};
-  // FP8: a step's 4 bytes are one word of 8 values (nibble v holds value v's magnitude); the signs
-  // move to the bits widen_e4m3 takes them from.
+  // Each 4 bytes are one word of 8 values (nibble v holds value v's magnitude; FP8: one step,
+  // BF16: two); the signs move to the bits widen_e4m3 and widen_bf16x4 take them from.
   const size_t word_bit = (byte_index & ~size_t{3}) * 8, v = (bit - word_bit) / 4;
   return {bit, word_bit + (v < 4 ? 8 * v + 7 : 8 * (v - 4) + 3)};
 }
@@ -810,7 +808,7 @@ Mxfp4Sm90Packed mxfp4_sm90_repack(Sm90Operand op, const uint8_t* codes, const ui
         for (const size_t b : live) {
           const int shift = base - scales[n * blocks + b];
           if (shift <= window)
-            field[b] = static_cast<uint8_t>(253 - shift), pass_of[b] = static_cast<uint8_t>(pass);
+            field[b] = static_cast<uint8_t>(127 - shift), pass_of[b] = static_cast<uint8_t>(pass);
           else
             left.push_back(b);
         }

@@ -45,16 +45,17 @@
 //   codes  [N/128][KT][8][2][32][16] bytes: for the 128-row tile holding row n, K-tile kt, 16-row
 //          group (n % 128) / 16, half (n % 16) / 8 and lane 4 · (n % 8) + t, the 16 bytes that thread
 //          t of the warp widens into its wgmma A fragments for the tile's steps (a tile's K-tile is
-//          8 KB in one piece, one bulk copy); the element order is mxfp4_sm90_code_bits'. BF16
-//          keeps each code's 4 bits in its nibble. FP8's 4 bytes per step are one word of 8 values
-//          (k 4t..4t+3 of the step's first half, then of its second): value v's magnitude in bits
-//          4v..4v+2, its sign at bit 8v + 7 (v < 4) or 8(v − 4) + 3 (v ≥ 4), so one PRMT on the
-//          masked word looks up 4 magnitudes and the signs need one AND (values 0-3) or a shift
-//          and an AND (values 4-7) to reach bit 7 of their E4M3 byte.
+//          8 KB in one piece, one bulk copy); the element order is mxfp4_sm90_code_bits'. Each 4
+//          bytes are one word of 8 values: FP8, one k32 step (k 4t..4t+3 of its first half, then
+//          of its second); BF16, two k16 steps (k 2t, 2t+1, 8+2t, 9+2t of each). Value v's
+//          magnitude is in bits 4v..4v+2, its sign at bit 8v + 7 (v < 4) or 8(v − 4) + 3 (v ≥ 4),
+//          so one PRMT on the masked word looks up 4 magnitudes (as E4M3 bytes, or as the low and
+//          high bytes of bf16s) and the signs need one AND (values 0-3) or a shift and an AND
+//          (values 4-7) to reach bit 7 of their byte.
 //   meta   [N/128][KT][128] × 8 bytes, per (row, K-tile):
 //          FP8:  4 block bytes (pass << 6 | (base − e)) and the 4 pass bases (E8M0; 0 where unused).
-//          BF16: 4 block bytes 253 − (base − e) (the exponent field of the bf16 multiplier
-//                2^(126 − (base − e)); 0 for a block that carries no value), the row's 3 pass bases
+//          BF16: 4 block bytes 127 − (base − e) (the exponent field of the bf16 multiplier
+//                2^(−(base − e)); 0 for a block that carries no value), the row's 3 pass bases
 //                (the same in every K-tile; 0 where unused) and a byte of the 4 blocks' passes
 //                (2 bits each, block j at bits 2j).
 //   passes FP8:  [N/64][KT]: the number of passes of a 64-row tile's K-tile (0 where every block is
