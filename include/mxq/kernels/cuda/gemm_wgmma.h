@@ -93,8 +93,8 @@ struct Mxfp4Sm90Weights {
 };
 
 // Where the code of element (n, k) of the weight lands in Mxfp4Sm90Packed::codes, as bit indices
-// (byte · 8 + bit): its 3 magnitude bits at [magnitude, magnitude + 3), its sign bit at sign (BF16:
-// magnitude + 3). A bijection from [N, K] × 4 bits onto the non-padding bits (tests check it).
+// (byte · 8 + bit): its 3 magnitude bits at [magnitude, magnitude + 3), its sign bit at sign. A
+// bijection from [N, K] × 4 bits onto the non-padding bits (tests check it).
 struct CodeBits {
   size_t magnitude, sign;
 };
