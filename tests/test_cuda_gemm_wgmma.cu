@@ -355,8 +355,8 @@ TEST(Sm90Repack, CodesAndExponentsRoundTrip) {
               continue;
             }
             const int e = w.scales[n * blocks + b];
-            const int pass = fp8 ? m[j] >> 6 : (m[7] >> (2 * j)) & 3;
-            const int shift = fp8 ? m[j] & 63 : 127 - m[j];
+            const int pass = fp8 ? m[j] & 3 : (m[7] >> (2 * j)) & 3;
+            const int shift = fp8 ? 14 - (m[j] >> 3) : 127 - m[j];
             largest = std::max(largest, e);
             EXPECT_GE(shift, 0);
             EXPECT_LE(shift, window);

@@ -326,17 +326,18 @@ __device__ __forceinline__ void fp8_pass(Accumulators<kFp8Tokens>& acc, Accumula
 #pragma unroll
   for (int s = 0; s < kSteps; ++s) {
     const int blk = s * kBlocksPerTile / kSteps;  // one k32 step per block
-    const uint32_t mb_lo = (blocks_lo >> (8 * blk)) & 0xFFu;
-    const uint32_t mb_hi = (blocks_hi >> (8 * blk)) & 0xFFu;
-    // The repack keeps every shift ≤ 14, so the index is in the table. A block of another pass
-    // reads the zero table (a select, not a branch: a branch here would serialize the wgmmas,
-    // ptxas C7520).
-    uint32_t index_lo = 14 - (mb_lo & 63u), index_hi = 14 - (mb_hi & 63u);
+    const uint32_t mb_lo = blocks_lo >> (8 * blk), mb_hi = blocks_hi >> (8 * blk);
+    // The block byte holds its table's byte offset (14 − shift) · 8 (the repack keeps every
+    // shift ≤ 14, so it is in the table) and, in bits 0-1, its pass. A block of another pass reads
+    // the zero table (a select, not a branch: a branch here would serialize the wgmmas, ptxas C7520).
+    uint32_t offset_lo = mb_lo & 0x78u, offset_hi = mb_hi & 0x78u;
     if constexpr (kMasked) {
-      if (static_cast<int>(mb_lo >> 6) != pass) index_lo = 15;
-      if (static_cast<int>(mb_hi >> 6) != pass) index_hi = 15;
+      if (static_cast<int>(mb_lo & 3u) != pass) offset_lo = 15 * 8;
+      if (static_cast<int>(mb_hi & 3u) != pass) offset_hi = 15 * 8;
     }
-    const uint2 lut_lo = lut[index_lo], lut_hi = lut[index_hi];
+    const uint8_t* const tables = reinterpret_cast<const uint8_t*>(lut);
+    const uint2 lut_lo = *reinterpret_cast<const uint2*>(tables + offset_lo);
+    const uint2 lut_hi = *reinterpret_cast<const uint2*>(tables + offset_hi);
     frag[s][0] = widen_e4m3<0>(words_lo[blk], lut_lo);
     frag[s][1] = widen_e4m3<0>(words_hi[blk], lut_hi);
     frag[s][2] = widen_e4m3<1>(words_lo[blk], lut_lo);
@@ -778,7 +779,7 @@ Mxfp4Sm90Packed mxfp4_sm90_repack(Sm90Operand op, const uint8_t* codes, const ui
           for (int i = 0; i < nlive; ++i) {
             const int j = live[i];
             if (base - exps[j] <= window)
-              m[j] = static_cast<uint8_t>(pass << 6 | (base - exps[j]));
+              m[j] = static_cast<uint8_t>((14 - (base - exps[j])) << 3 | pass);
             else
               live[kept++] = j;
           }

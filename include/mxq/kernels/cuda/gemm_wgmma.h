@@ -53,7 +53,8 @@
 //          high bytes of bf16s) and the signs need one AND (values 0-3) or a shift and an AND
 //          (values 4-7) to reach bit 7 of their byte.
 //   meta   [N/128][KT][128] × 8 bytes, per (row, K-tile):
-//          FP8:  4 block bytes (pass << 6 | (base − e)) and the 4 pass bases (E8M0; 0 where unused).
+//          FP8:  4 block bytes (14 − (base − e)) << 3 | pass (the byte offset of the block's
+//                widening table, and its pass) and the 4 pass bases (E8M0; 0 where unused).
 //          BF16: 4 block bytes 127 − (base − e) (the exponent field of the bf16 multiplier
 //                2^(−(base − e)); 0 for a block that carries no value), the row's 3 pass bases
 //                (the same in every K-tile; 0 where unused) and a byte of the 4 blocks' passes
