@@ -70,7 +70,9 @@ Args parse(int argc, char** argv) {
       if (i + 1 >= argc) usage("missing value after " + k);
       if (k == "--kv-cache") {
         const auto t = runtime::kv_cache_type_from_name(argv[++i]);
-        if (!t) usage("--kv-cache takes f32 or bf16");
+        if (!t)
+          usage(fmt::format("--kv-cache takes {} or {}", runtime::kv_cache_type_name(runtime::KvCacheType::f32),
+                            runtime::kv_cache_type_name(runtime::KvCacheType::bf16)));
         kv_cache = *t;
         continue;
       }
