@@ -356,6 +356,50 @@ __device__ __forceinline__ void fp8_pass(Accumulators<kFp8Tokens>& acc, Accumula
   }
 }
 
+// This thread's part of a CTA tile's output: y[m, n] = acc · row_scale · token_scale[m], or
+// y[m, n] += that where add (BF16's later passes). Accumulator element 4j + 2h + c is weight row
+// n_row + 8h (row_scale: scale_lo for h = 0, scale_hi for 1), token m_first + 8j + c. The token
+// scales are all loaded first (rows past M read row M − 1's), then a tile inside [M, N] (inside;
+// nearly every tile) stores without bounds checks: with a check per element, each store waited
+// for its own scale's load, and a tile's epilogue took microseconds.
+template <int kTokens, bool kTokenScales>
+__device__ __forceinline__ void write_output(const Accumulators<kTokens>& acc, float scale_lo, float scale_hi,
+                                             const float* __restrict__ token_scale, bool add, bool inside,
+                                             int m_first, int M, int n_row, int N, float* __restrict__ y) {
+  float s[kTokens / 4];
+#pragma unroll
+  for (int i = 0; i < kTokens / 4; ++i)
+    s[i] = kTokenScales ? __ldg(token_scale + min(m_first + 8 * (i / 2) + i % 2, M - 1)) : 1.0f;
+  if (inside && !add) {
+    float* const out = y + static_cast<size_t>(m_first) * N + n_row;
+#pragma unroll
+    for (int j = 0; j < kTokens / 8; ++j) {
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        float* const o = out + static_cast<size_t>(8 * j + c) * N;
+        o[0] = acc[4 * j + c] * (scale_lo * s[2 * j + c]);
+        o[8] = acc[4 * j + 2 + c] * (scale_hi * s[2 * j + c]);
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int j = 0; j < kTokens / 8; ++j) {
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+      const int m = m_first + 8 * j + c;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int n = n_row + 8 * h;
+        if (m >= M || n >= N) continue;
+        float& o = y[static_cast<size_t>(m) * N + n];
+        const float v = acc[4 * j + 2 * h + c], scale = (h == 0 ? scale_lo : scale_hi) * s[2 * j + c];
+        o = add ? __fmaf_rn(v, scale, o) : v * scale;
+      }
+    }
+  }
+}
+
 #endif  // MXQ_SM90A_DEVICE
 
 // Output tile t -> its first token m0 and its weight-row tile. Tiles go in groups of G token tiles
@@ -504,21 +548,10 @@ __global__ void __launch_bounds__(kThreads, 1)
         if (++stage == L::kStages) stage = 0, phase ^= 1u;
       }
 
-      // Accumulator element 4j + 2h + c: weight row row + 8h, token 8j + 2t + c (t = lane % 4).
-#pragma unroll
-      for (int j = 0; j < kAcc / 4; ++j) {
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const int m = m0 + 8 * j + 2 * (lane % 4) + c;
-          if (m >= M) continue;
-          const float s = act_scale != nullptr ? act_scale[m] : 1.0f;
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const int n = n_tile * kTileN + row + 8 * h;
-            if (n < N) y[static_cast<size_t>(m) * N + n] = total[4 * j + 2 * h + c] * s;
-          }
-        }
-      }
+      // Tokens m0 + 2t + 8j + c (t = lane % 4), weight rows row and row + 8.
+      const bool inside = m0 + kTokens <= M && (n_tile + 1) * kTileN <= N;
+      write_output<kTokens, true>(total, 1.0f, 1.0f, act_scale, false, inside, m0 + 2 * (lane % 4), M,
+                                  n_tile * kTileN + row, N, y);
     }
   } else {
     // W4A16: every block enters the tensor core as E2M1 · 2^(e − base) against its row's base for
@@ -584,29 +617,14 @@ __global__ void __launch_bounds__(kThreads, 1)
         __syncwarp();
         if (lane == 0) mbarrier_arrive(empty_bar + 8 * in_flight);
 
-        // Accumulator element 4j + 2h + c: weight row row + 8h, token 8j + 2t + c (t = lane % 4).
-        // The first pass writes y, later ones add to it (the same thread wrote it).
-        // The empty asm makes this thread's first token opaque to the compiler: otherwise the
-        // stores' 64 addresses are hoisted out of the pass loop, live across the K loop, and
-        // spill (312 bytes).
-        const float scale[2] = {pass_scale_of<kT.off>(bases_lo, pass), pass_scale_of<kT.off>(bases_hi, pass)};
+        // The first pass writes y, later ones add to it (the same thread wrote it). The empty asm
+        // makes this thread's first token opaque to the compiler: otherwise the stores' addresses
+        // are hoisted out of the pass loop, live across the K loop, and spill (312 bytes).
         int m_first = m0 + 2 * (lane % 4);
         asm volatile("" : "+r"(m_first));
-#pragma unroll
-        for (int j = 0; j < kAcc / 4; ++j) {
-#pragma unroll
-          for (int c = 0; c < 2; ++c) {
-            const int m = m_first + 8 * j + c;
-            if (m >= M) continue;
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-              const int n = n_tile * kTileN + row + 8 * h;
-              if (n >= N) continue;
-              float& out = y[static_cast<size_t>(m) * N + n];
-              out = pass == 0 ? acc[4 * j + 2 * h + c] * scale[h] : __fmaf_rn(acc[4 * j + 2 * h + c], scale[h], out);
-            }
-          }
-        }
+        const bool inside = m0 + kTokens <= M && (n_tile + 1) * kTileN <= N;
+        write_output<kTokens, false>(acc, pass_scale_of<kT.off>(bases_lo, pass), pass_scale_of<kT.off>(bases_hi, pass),
+                                     nullptr, pass > 0, inside, m_first, M, n_tile * kTileN + row, N, y);
       }
     }
   }
