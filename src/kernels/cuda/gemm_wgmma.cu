@@ -359,18 +359,19 @@ __device__ __forceinline__ void fp8_pass(Accumulators<kFp8Tokens>& acc, Accumula
 // This thread's part of a CTA tile's output: y[m, n] = acc · row_scale · token_scale[m], or
 // y[m, n] += that where add (BF16's later passes). Accumulator element 4j + 2h + c is weight row
 // n_row + 8h (row_scale: scale_lo for h = 0, scale_hi for 1), token m_first + 8j + c. The token
-// scales are all loaded first (rows past M read row M − 1's), then a tile inside [M, N] (inside;
-// nearly every tile) stores without bounds checks: with a check per element, each store waited
-// for its own scale's load, and a tile's epilogue took microseconds.
+// scales are all loaded first (rows past M read row M − 1's), then a thread whose elements all lie
+// inside [M, N] (every thread of nearly every tile) stores without bounds checks: with a check per
+// element, each store waited for its own scale's load, and a tile's epilogue took microseconds.
 template <int kTokens, bool kTokenScales>
 __device__ __forceinline__ void write_output(const Accumulators<kTokens>& acc, float scale_lo, float scale_hi,
-                                             const float* __restrict__ token_scale, bool add, bool inside,
-                                             int m_first, int M, int n_row, int N, float* __restrict__ y) {
+                                             const float* __restrict__ token_scale, bool add, int m_first,
+                                             int M, int n_row, int N, float* __restrict__ y) {
   float s[kTokens / 4];
 #pragma unroll
   for (int i = 0; i < kTokens / 4; ++i)
     s[i] = kTokenScales ? __ldg(token_scale + min(m_first + 8 * (i / 2) + i % 2, M - 1)) : 1.0f;
-  if (inside && !add) {
+  // This thread's last token is m_first + kTokens − 7, its last row n_row + 8.
+  if (m_first + kTokens - 7 < M && n_row + 8 < N && !add) {
     float* const out = y + static_cast<size_t>(m_first) * N + n_row;
 #pragma unroll
     for (int j = 0; j < kTokens / 8; ++j) {
@@ -549,8 +550,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
 
       // Tokens m0 + 2t + 8j + c (t = lane % 4), weight rows row and row + 8.
-      const bool inside = m0 + kTokens <= M && (n_tile + 1) * kTileN <= N;
-      write_output<kTokens, true>(total, 1.0f, 1.0f, act_scale, false, inside, m0 + 2 * (lane % 4), M,
+      write_output<kTokens, true>(total, 1.0f, 1.0f, act_scale, false, m0 + 2 * (lane % 4), M,
                                   n_tile * kTileN + row, N, y);
     }
   } else {
@@ -622,9 +622,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         // are hoisted out of the pass loop, live across the K loop, and spill (312 bytes).
         int m_first = m0 + 2 * (lane % 4);
         asm volatile("" : "+r"(m_first));
-        const bool inside = m0 + kTokens <= M && (n_tile + 1) * kTileN <= N;
         write_output<kTokens, false>(acc, pass_scale_of<kT.off>(bases_lo, pass), pass_scale_of<kT.off>(bases_hi, pass),
-                                     nullptr, pass > 0, inside, m_first, M, n_tile * kTileN + row, N, y);
+                                     nullptr, pass > 0, m_first, M, n_tile * kTileN + row, N, y);
       }
     }
   }
