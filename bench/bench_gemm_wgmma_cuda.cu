@@ -4,15 +4,16 @@
 // (gemm_mma_sm80.h, row "W4A16-sm80") and the GEMV that served every M there before it (gemv.h, one
 // launch per 32 tokens, row "GEMV"), both on the GEMV's repacked weights.
 //
-//   bench_gemm_wgmma_cuda [--m 2048,8192] [--big-m-shapes 3] [--shapes 0,3]
+//   bench_gemm_wgmma_cuda [--m 2048,8192] [--big-m-shapes 3] [--shapes 0,3] [--out f32|bf16]
 //   bench_gemm_wgmma_cuda --window-stats model.safetensors   (no GPU: how often the FP8 window
 //                                                            is left by a real MXFP4 checkpoint)
 //
 // --shapes picks rows of the shape table by index (0-6; all by default), e.g. one shape for a profiler.
+// --out: the W4A8 and W4A16 rows' output type (f32 by default; bf16 is what cuBLAS writes here).
 // Each row: N × K, M, µs (median, cold L2), TFLOP/s, % of the best cuBLAS FP8 rate measured in this
-// run, × cuBLAS BF16 and × cuBLAS FP8 of the same shape; GB/s counts weight (codes + meta or scales) +
-// activation + f32 output bytes once each. Targets (issue 5, H100): W4A8 ≥ 0.9× cuBLAS FP8 and
-// ≥ 1.6× cuBLAS BF16; W4A16 ≥ 0.9× cuBLAS BF16.
+// run, × cuBLAS BF16 and × cuBLAS FP8 of the same shape; GB/s counts weight (codes + meta or
+// scales) + activation + output bytes (f32, or bf16 with --out bf16) once each. Targets (issue 5,
+// H100): W4A8 ≥ 0.9× cuBLAS FP8 and ≥ 1.6× cuBLAS BF16; W4A16 ≥ 0.9× cuBLAS BF16.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -90,16 +91,20 @@ int main(int argc, char** argv) {
   std::vector<int> ms = {2048, 8192};
   size_t big_m_shapes = std::size(kShapes);  // shapes run at M > 2048 (the first ones)
   std::vector<int> shapes;                     // indices into kShapes; empty: all
+  bool bf16_out = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--m") == 0) ms = parse_list(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--out") == 0 && (std::strcmp(argv[i + 1], "f32") == 0 || std::strcmp(argv[i + 1], "bf16") == 0))
+      bf16_out = std::strcmp(argv[i + 1], "bf16") == 0;
     else if (std::strcmp(argv[i], "--big-m-shapes") == 0) big_m_shapes = std::strtoul(argv[i + 1], nullptr, 10);
     else if (std::strcmp(argv[i], "--shapes") == 0) shapes = parse_list(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: %s [--m 2048,8192] [--big-m-shapes N] [--shapes 0,3]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--m 2048,8192] [--big-m-shapes N] [--shapes 0,3] [--out f32|bf16]\n", argv[0]);
       return 2;
     }
   }
   bench::print_device();
+  std::printf("W4A8 / W4A16 output: %s\n", bf16_out ? "bf16" : "f32");
   bench::Timer timer;
   std::mt19937_64 rng(1);
 
@@ -146,15 +151,18 @@ int main(int argc, char** argv) {
       DeviceBuffer<uint8_t> x8(hx8.size());
       DeviceBuffer<bf16> x16(hx16.size());
       DeviceBuffer<float> sc(M), y(static_cast<size_t>(M) * N);
+      DeviceBuffer<bf16> y16(bf16_out ? static_cast<size_t>(M) * N : 0);
       x8.upload(hx8.data(), hx8.size());
       x16.upload(hx16.data(), hx16.size());
       sc.upload(hs.data(), M);
       Row r{s, M, 0, 0, 0, 0, 0, 0, 0, 0, 0};
       r.w4a8 = timer.median_us([&](int) {
-        CUDA_CHECK(gemm_mxfp4_w4a8_sm90(x8.get(), sc.get(), M, K, w8, y.get(), nullptr));
+        CUDA_CHECK(bf16_out ? gemm_mxfp4_w4a8_sm90(x8.get(), sc.get(), M, K, w8, y16.get(), nullptr)
+                            : gemm_mxfp4_w4a8_sm90(x8.get(), sc.get(), M, K, w8, y.get(), nullptr));
       });
       r.w4a16 = timer.median_us([&](int) {
-        CUDA_CHECK(gemm_mxfp4_w4a16_sm90(x16.get(), M, K, w16, y.get(), nullptr));
+        CUDA_CHECK(bf16_out ? gemm_mxfp4_w4a16_sm90(x16.get(), M, K, w16, y16.get(), nullptr)
+                            : gemm_mxfp4_w4a16_sm90(x16.get(), M, K, w16, y.get(), nullptr));
       });
       r.sm80 = timer.median_us([&](int) {
         CUDA_CHECK(gemm_mxfp4_w4a16_sm80(x16.get(), M, K, c_rp.get(), s_rp.get(), N, y.get(), nullptr));
@@ -165,9 +173,9 @@ int main(int argc, char** argv) {
       });
       r.fp8 = bench::cublas_fp8_us(timer, M, s.N, s.K);
       r.bf16 = bench::cublas_bf16_us(timer, M, s.N, s.K);
-      const size_t out = static_cast<size_t>(M) * N * 4;
-      r.bytes8 = p8.codes.size() + p8.meta.size() + hx8.size() + out;
-      r.bytes16 = p16.codes.size() + p16.meta.size() + hx16.size() * 2 + out;
+      const size_t out = static_cast<size_t>(M) * N * 4, out_sm90 = bf16_out ? out / 2 : out;
+      r.bytes8 = p8.codes.size() + p8.meta.size() + hx8.size() + out_sm90;
+      r.bytes16 = p16.codes.size() + p16.meta.size() + hx16.size() * 2 + out_sm90;
       r.bytes_rp = hc_rp.size() + hs_rp.size() + hx16.size() * 2 + out;
       rows.push_back(r);
       std::printf("done %d x %d, M %d\n", s.N, s.K, M);

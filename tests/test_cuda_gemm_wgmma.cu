@@ -118,16 +118,17 @@ Activations random_activations(Sm90Operand op, size_t M, size_t K, bool integer,
   return a;
 }
 
-// y through the kernel, with guard bytes before and after y checked and y poisoned with NaN bytes.
-std::vector<float> run_sm90(Sm90Operand op, const Activations& a, size_t M, size_t K,
-                            const Mxfp4Sm90Packed& p) {
+// y (f32 or bf16) through the kernel, with guard bytes before and after y checked and y poisoned
+// with NaN bytes.
+template <typename Out = float>
+std::vector<Out> run_sm90(Sm90Operand op, const Activations& a, size_t M, size_t K, const Mxfp4Sm90Packed& p) {
   DeviceBuffer<uint8_t> codes(p.codes.size()), meta(p.meta.size()), passes(p.passes.size());
   codes.upload(p.codes.data(), p.codes.size());
   meta.upload(p.meta.data(), p.meta.size());
   passes.upload(p.passes.data(), p.passes.size());
   const Mxfp4Sm90Weights w{op, p.N, p.K, codes.get(), meta.get(), passes.get()};
   const size_t n_out = M * p.N;
-  DeviceBuffer<float> y(n_out + 2 * kGuard);
+  DeviceBuffer<Out> y(n_out + 2 * kGuard);
   y.fill_bytes(0xFF);
   if (op == Sm90Operand::e4m3) {
     DeviceBuffer<uint8_t> x(a.x8.size());
@@ -144,11 +145,13 @@ std::vector<float> run_sm90(Sm90Operand op, const Activations& a, size_t M, size
                "gemm_mxfp4_w4a16_sm90");
     cuda_check(cudaDeviceSynchronize(), "w4a16 kernel");
   }
-  std::vector<float> all(n_out + 2 * kGuard);
+  std::vector<Out> all(n_out + 2 * kGuard);
   y.download(all.data(), all.size());
-  for (size_t i = 0; i < kGuard; ++i) {
-    EXPECT_EQ(0xFFFFFFFFu, f32_bits(all[i])) << "guard before y, word " << i;
-    EXPECT_EQ(0xFFFFFFFFu, f32_bits(all[kGuard + n_out + i])) << "guard after y, word " << i;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(all.data());
+  const size_t guard_bytes = kGuard * sizeof(Out), y_bytes = n_out * sizeof(Out);
+  for (size_t i = 0; i < guard_bytes; ++i) {
+    EXPECT_EQ(0xFF, bytes[i]) << "guard before y, byte " << i;
+    EXPECT_EQ(0xFF, bytes[guard_bytes + y_bytes + i]) << "guard after y, byte " << i;
   }
   return {all.begin() + kGuard, all.begin() + kGuard + n_out};
 }
@@ -204,6 +207,41 @@ void check_gemm(Sm90Operand op, size_t M, Scales mode, bool integer, uint64_t se
   EXPECT_EQ(0u, c.bad);
   // Random data whose products all vanish would pass any kernel that writes zeros.
   EXPECT_GT(c.nonzero, want.size() * 9 / 10);
+}
+
+// A bf16 y is the f32 y rounded to nearest even, bit for bit, wherever one pass per tile writes
+// it: every W4A8 tile (its passes are promoted in f32), and W4A16 tiles of one pass; an odd N
+// takes the 2-byte stores instead of the paired ones. A W4A16 tile of several passes rounds once
+// per pass, rn(rn(a) + b) against rn(a + b): at most one bf16 ulp apart.
+TEST(CudaGemmSm90, Bf16OutputIsTheF32OutputRounded) {
+  SKIP_WITHOUT_SM90();
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  // bf16 bits as a monotonic integer, so adjacent values differ by 1 across zero too.
+  const auto ordered = [](uint16_t b) { return (b & 0x8000u) ? -static_cast<int>(b & 0x7FFFu) : static_cast<int>(b); };
+  for (const Sm90Operand op : kOps)
+    for (const Scales mode : {Scales::near, Scales::spread})
+      for (const size_t M : {size_t{1}, size_t{33}, size_t{2049}})
+        for (const size_t N : {kN, kN - 1}) {
+          SCOPED_TRACE(std::string(name_of(op)) + (mode == Scales::near ? " near" : " spread") + " M=" +
+                       std::to_string(M) + " N=" + std::to_string(N) + " seed=" + std::to_string(seed));
+          const Weight w = random_weight(N, kK, mode, rng);
+          const Activations a = random_activations(op, M, kK, false, rng);
+          const Mxfp4Sm90Packed p = mxfp4_sm90_repack(op, w.codes.data(), w.scales.data(), N, kK);
+          const std::vector<float> f32 = run_sm90<float>(op, a, M, kK, p);
+          const std::vector<bf16> b16 = run_sm90<bf16>(op, a, M, kK, p);
+          const bool exact = op == Sm90Operand::e4m3 || mode == Scales::near;
+          size_t bad = 0, nonzero = 0, first_bad = 0;
+          for (size_t i = 0; i < f32.size(); ++i) {
+            const int want = ordered(bf16_from_f32(f32[i]).bits), got = ordered(b16[i].bits);
+            const bool ok = exact ? want == got : std::abs(want - got) <= 1;
+            if (!ok && bad++ == 0) first_bad = i;
+            nonzero += f32[i] != 0.0f;
+          }
+          EXPECT_EQ(0u, bad) << "first at (" << first_bad / N << ", " << first_bad % N << "): f32 " << f32[first_bad]
+                             << ", bf16 bits 0x" << std::hex << b16[first_bad].bits;
+          EXPECT_GT(nonzero, f32.size() * 9 / 10);
+        }
 }
 
 TEST(CudaGemmSm90, RandomNearScalesEveryM) {

@@ -34,11 +34,13 @@
 #include "mxq/kernels/cuda/gemm_wgmma.h"
 
 #include <cuda.h>
+#include <cuda_bf16.h>
 #include <cudaTypedefs.h>
 
 #include <algorithm>
 #include <climits>
 #include <string>
+#include <type_traits>
 
 #include "mxq/error.h"
 
@@ -356,30 +358,67 @@ __device__ __forceinline__ void fp8_pass(Accumulators<kFp8Tokens>& acc, Accumula
   }
 }
 
+// One output element as stored: f32, or bf16 rounded to nearest even.
+__device__ __forceinline__ void store_output(float* o, float v) { *o = v; }
+__device__ __forceinline__ void store_output(bf16* o, float v) {
+  *reinterpret_cast<uint16_t*>(o) = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
+__device__ __forceinline__ float load_output(const float* o) { return *o; }
+__device__ __forceinline__ float load_output(const bf16* o) {
+  return __uint_as_float(static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(o)) << 16);
+}
+
 // This thread's part of a CTA tile's output: y[m, n] = acc · row_scale · token_scale[m], or
-// y[m, n] += that where add (BF16's later passes). Accumulator element 4j + 2h + c is weight row
-// n_row + 8h (row_scale: scale_lo for h = 0, scale_hi for 1), token m_first + 8j + c. The token
-// scales are all loaded first (rows past M read row M − 1's), then a thread whose elements all lie
-// inside [M, N] (every thread of nearly every tile) stores without bounds checks: with a check per
-// element, each store waited for its own scale's load, and a tile's epilogue took microseconds.
-template <int kTokens, bool kTokenScales>
+// y[m, n] += that where add (BF16's later passes; a bf16 y is then rounded once per pass).
+// Accumulator element 4j + 2h + c is weight row n_row + 8h (row_scale: scale_lo for h = 0,
+// scale_hi for 1), token m_first + 8j + c. The token scales are all loaded first (rows past M read
+// row M − 1's), then a thread whose elements all lie inside [M, N] (every thread of nearly every
+// tile) stores without bounds checks: with a check per element, each store waited for its own
+// scale's load, and a tile's epilogue took microseconds.
+// A bf16 y (N even) is stored in whole 32-byte sectors. For one token, the warp's 16 rows lie in
+// the 8 lanes of one lane % 4: rows r and r + 8 (relative to the warp's first) in the lane with
+// lane / 4 = r. Lanes r and r ^ 1 swap one value (shfl.xor 4), so even r holds rows r, r + 1 and
+// odd r rows r + 7, r + 8 as one bf16x2, and each store instruction writes 4 tokens × 32
+// contiguous bytes. (2-byte stores write half a sector per token and instruction; they measured
+// slower than the f32 output.)
+template <int kTokens, bool kTokenScales, typename Out>
 __device__ __forceinline__ void write_output(const Accumulators<kTokens>& acc, float scale_lo, float scale_hi,
                                              const float* __restrict__ token_scale, bool add, int m_first,
-                                             int M, int n_row, int N, float* __restrict__ y) {
+                                             int M, int n_row, int N, Out* __restrict__ y) {
   float s[kTokens / 4];
 #pragma unroll
   for (int i = 0; i < kTokens / 4; ++i)
     s[i] = kTokenScales ? __ldg(token_scale + min(m_first + 8 * (i / 2) + i % 2, M - 1)) : 1.0f;
   // This thread's last token is m_first + kTokens − 7, its last row n_row + 8.
-  if (m_first + kTokens - 7 < M && n_row + 8 < N && !add) {
-    float* const out = y + static_cast<size_t>(m_first) * N + n_row;
+  const bool inside = m_first + kTokens - 7 < M && n_row + 8 < N && !add;
+  if constexpr (std::is_same_v<Out, bf16>) {
+    // The pairs are 4-byte aligned where y is and N is even; the shuffle needs the whole warp.
+    if (__all_sync(0xFFFFFFFFu, inside) && N % 2 == 0 && reinterpret_cast<uintptr_t>(y) % 4 == 0) {
+      const bool odd = (threadIdx.x / 4) % 2 != 0;
+      uint32_t* const out = reinterpret_cast<uint32_t*>(y + static_cast<size_t>(m_first) * N + n_row + (odd ? 7 : 0));
+#pragma unroll
+      for (int j = 0; j < kTokens / 8; ++j) {
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const float lo = acc[4 * j + c] * (scale_lo * s[2 * j + c]);
+          const float hi = acc[4 * j + 2 + c] * (scale_hi * s[2 * j + c]);
+          const float other = __shfl_xor_sync(0xFFFFFFFFu, odd ? lo : hi, 4);
+          const __nv_bfloat162 pair = odd ? __floats2bfloat162_rn(other, hi) : __floats2bfloat162_rn(lo, other);
+          out[static_cast<size_t>(8 * j + c) * N / 2] = *reinterpret_cast<const uint32_t*>(&pair);
+        }
+      }
+      return;
+    }
+  }
+  if (inside) {
+    Out* const out = y + static_cast<size_t>(m_first) * N + n_row;
 #pragma unroll
     for (int j = 0; j < kTokens / 8; ++j) {
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
-        float* const o = out + static_cast<size_t>(8 * j + c) * N;
-        o[0] = acc[4 * j + c] * (scale_lo * s[2 * j + c]);
-        o[8] = acc[4 * j + 2 + c] * (scale_hi * s[2 * j + c]);
+        Out* const o = out + static_cast<size_t>(8 * j + c) * N;
+        store_output(o, acc[4 * j + c] * (scale_lo * s[2 * j + c]));
+        store_output(o + 8, acc[4 * j + 2 + c] * (scale_hi * s[2 * j + c]));
       }
     }
     return;
@@ -393,9 +432,9 @@ __device__ __forceinline__ void write_output(const Accumulators<kTokens>& acc, f
       for (int h = 0; h < 2; ++h) {
         const int n = n_row + 8 * h;
         if (m >= M || n >= N) continue;
-        float& o = y[static_cast<size_t>(m) * N + n];
+        Out* const o = y + static_cast<size_t>(m) * N + n;
         const float v = acc[4 * j + 2 * h + c], scale = (h == 0 ? scale_lo : scale_hi) * s[2 * j + c];
-        o = add ? __fmaf_rn(v, scale, o) : v * scale;
+        store_output(o, add ? __fmaf_rn(v, scale, load_output(o)) : v * scale);
       }
     }
   }
@@ -426,12 +465,12 @@ __device__ __forceinline__ TileCoords tile_coords(int t, int m_tiles, int n_tile
 // (tile_coords). Per stage, full[s] completes when the copy engine has written the stage (the byte
 // count armed by the producer), empty[s] when all 8 consumer warps are done with it (their wgmmas
 // finished and codes/meta read).
-template <Sm90Operand kOp, int kTokens>
+template <Sm90Operand kOp, int kTokens, typename Out>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_mxfp4_sm90_kernel(const __grid_constant__ CUtensorMap act_map,
                            const float* __restrict__ act_scale, int M, int K,
                            const uint8_t* __restrict__ codes, const uint8_t* __restrict__ meta,
-                           const uint8_t* __restrict__ passes, int N, float* __restrict__ y) {
+                           const uint8_t* __restrict__ passes, int N, Out* __restrict__ y) {
 #ifdef MXQ_SM90A_DEVICE
   using L = StageLayout<kOp, kTokens>;
   constexpr OperandTraits kT = traits_of(kOp);
@@ -660,11 +699,11 @@ int bf16_tokens(size_t M, size_t N, int sms) {
   return 10 * columns(192) < 9 * columns(256) ? 192 : 256;
 }
 
-template <Sm90Operand kOp, int kTokens>
+template <Sm90Operand kOp, int kTokens, typename Out>
 cudaError_t launch_tiles(const CUtensorMap& map, const float* act_scale, size_t M, size_t K,
-                         const Mxfp4Sm90Weights& w, float* y, int sms, cudaStream_t stream) {
+                         const Mxfp4Sm90Weights& w, Out* y, int sms, cudaStream_t stream) {
   using L = StageLayout<kOp, kTokens>;
-  const auto kernel = gemm_mxfp4_sm90_kernel<kOp, kTokens>;
+  const auto kernel = gemm_mxfp4_sm90_kernel<kOp, kTokens, Out>;
   if (const cudaError_t e =
           cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kSmem);
       e != cudaSuccess)
@@ -676,9 +715,9 @@ cudaError_t launch_tiles(const CUtensorMap& map, const float* act_scale, size_t 
   return cudaGetLastError();
 }
 
-template <Sm90Operand kOp>
+template <Sm90Operand kOp, typename Out>
 cudaError_t launch(const void* x, const float* act_scale, size_t M, size_t K,
-                   const Mxfp4Sm90Weights& w, float* y, cudaStream_t stream) {
+                   const Mxfp4Sm90Weights& w, Out* y, cudaStream_t stream) {
   // The copy engine reads x: its address and row pitch (K · bytes, K a multiple of 32) must be
   // multiples of 16 bytes.
   if (w.op != kOp || w.K != K || K % kMxBlock != 0 || M == 0 || w.N == 0 || K == 0 ||
@@ -709,11 +748,11 @@ cudaError_t launch(const void* x, const float* act_scale, size_t M, size_t K,
              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
     return cudaErrorInvalidValue;
   if constexpr (kOp == Sm90Operand::e4m3)
-    return launch_tiles<kOp, kFp8Tokens>(map, act_scale, M, K, w, y, sms, stream);
+    return launch_tiles<kOp, kFp8Tokens, Out>(map, act_scale, M, K, w, y, sms, stream);
   else if (tokens == 192)
-    return launch_tiles<kOp, 192>(map, act_scale, M, K, w, y, sms, stream);
+    return launch_tiles<kOp, 192, Out>(map, act_scale, M, K, w, y, sms, stream);
   else
-    return launch_tiles<kOp, 256>(map, act_scale, M, K, w, y, sms, stream);
+    return launch_tiles<kOp, 256, Out>(map, act_scale, M, K, w, y, sms, stream);
 }
 
 }  // namespace
@@ -853,14 +892,30 @@ Mxfp4Sm90Packed mxfp4_sm90_repack(Sm90Operand op, const uint8_t* codes, const ui
   return p;
 }
 
-cudaError_t gemm_mxfp4_w4a8_sm90(const uint8_t* x8, const float* act_scale, size_t M, size_t K,
-                                 const Mxfp4Sm90Weights& w, float* y, cudaStream_t stream) {
+namespace {
+template <typename Out>
+cudaError_t launch_w4a8(const uint8_t* x8, const float* act_scale, size_t M, size_t K,
+                        const Mxfp4Sm90Weights& w, Out* y, cudaStream_t stream) {
   if (act_scale == nullptr) return cudaErrorInvalidValue;
   return launch<Sm90Operand::e4m3>(x8, act_scale, M, K, w, y, stream);
+}
+}  // namespace
+
+cudaError_t gemm_mxfp4_w4a8_sm90(const uint8_t* x8, const float* act_scale, size_t M, size_t K,
+                                 const Mxfp4Sm90Weights& w, float* y, cudaStream_t stream) {
+  return launch_w4a8(x8, act_scale, M, K, w, y, stream);
+}
+cudaError_t gemm_mxfp4_w4a8_sm90(const uint8_t* x8, const float* act_scale, size_t M, size_t K,
+                                 const Mxfp4Sm90Weights& w, bf16* y, cudaStream_t stream) {
+  return launch_w4a8(x8, act_scale, M, K, w, y, stream);
 }
 
 cudaError_t gemm_mxfp4_w4a16_sm90(const bf16* x16, size_t M, size_t K, const Mxfp4Sm90Weights& w,
                                   float* y, cudaStream_t stream) {
+  return launch<Sm90Operand::bf16>(x16, nullptr, M, K, w, y, stream);
+}
+cudaError_t gemm_mxfp4_w4a16_sm90(const bf16* x16, size_t M, size_t K, const Mxfp4Sm90Weights& w,
+                                  bf16* y, cudaStream_t stream) {
   return launch<Sm90Operand::bf16>(x16, nullptr, M, K, w, y, stream);
 }
 

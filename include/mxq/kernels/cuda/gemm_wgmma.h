@@ -109,10 +109,17 @@ Mxfp4Sm90Packed mxfp4_sm90_repack(Sm90Operand op, const uint8_t* codes, const ui
 // Launchers: enqueue one kernel on `stream`, return the launch error (cudaErrorInvalidValue for a
 // weight packed for the other operand or a K that differs; cudaErrorNoKernelImageForDevice off
 // sm_90a). x: x8 [M, K] E4M3 bytes with act_scale [M], or x16 [M, K] bf16, 16-byte aligned (the
-// copy engine reads it; cudaErrorInvalidValue otherwise); y [M, N] f32.
+// copy engine reads it; cudaErrorInvalidValue otherwise); y [M, N] f32, or bf16: the f32 result
+// rounded to nearest even (half the bytes to store; N even and y 4-byte aligned store whole
+// sectors). A W4A16 tile whose rows need several passes (gemm_wgmma.h) adds each pass into y,
+// so a bf16 y is rounded once per pass there.
 cudaError_t gemm_mxfp4_w4a8_sm90(const uint8_t* x8, const float* act_scale, size_t M, size_t K,
                                  const Mxfp4Sm90Weights& w, float* y, cudaStream_t stream);
+cudaError_t gemm_mxfp4_w4a8_sm90(const uint8_t* x8, const float* act_scale, size_t M, size_t K,
+                                 const Mxfp4Sm90Weights& w, bf16* y, cudaStream_t stream);
 cudaError_t gemm_mxfp4_w4a16_sm90(const bf16* x16, size_t M, size_t K, const Mxfp4Sm90Weights& w,
                                   float* y, cudaStream_t stream);
+cudaError_t gemm_mxfp4_w4a16_sm90(const bf16* x16, size_t M, size_t K, const Mxfp4Sm90Weights& w,
+                                  bf16* y, cudaStream_t stream);
 
 }  // namespace mxq
