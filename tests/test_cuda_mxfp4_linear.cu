@@ -218,17 +218,18 @@ Path dispatched(Mxfp4LinearMode mode, size_t M, bool has_wgmma) {
   return mode == Mxfp4LinearMode::w4a8 ? Path::gemv : Path::gemm_sm80;
 }
 
-std::vector<float> run_linear(Mxfp4LinearCuda& layer, Mxfp4LinearMode mode, Path path,
-                              const DeviceBuffer<bf16>& x, size_t M) {
+template <typename Out = float>
+std::vector<Out> run_linear(Mxfp4LinearCuda& layer, Mxfp4LinearMode mode, Path path,
+                            const DeviceBuffer<bf16>& x, size_t M) {
   if (path == Path::gemv) layer.set_gemv_max_m(std::numeric_limits<size_t>::max());
   if (path == Path::gemm || path == Path::gemm_sm80) layer.set_gemv_max_m(0);
   if (path == Path::dispatch) layer.reset_gemv_max_m();
   layer.set_prefer_sm80(path == Path::gemm_sm80);
-  GuardedOutput y(M * kN * 4);
-  layer.apply(mode, x.get(), M, static_cast<float*>(y.get()), nullptr);
+  GuardedOutput y(M * kN * sizeof(Out));
+  layer.apply(mode, x.get(), M, static_cast<Out*>(y.get()), nullptr);
   cuda_check(cudaDeviceSynchronize(), "Mxfp4LinearCuda::apply (kernels)");
   const std::vector<uint8_t> bytes = y.download();
-  std::vector<float> out(M * kN);
+  std::vector<Out> out(M * kN);
   std::memcpy(out.data(), bytes.data(), bytes.size());
   return out;
 }
@@ -308,6 +309,41 @@ TEST(CudaMxfp4Linear, EveryModeMatchesReferenceStaticInputScale) { check_every_m
 // bit.
 TEST(CudaMxfp4Linear, IntegerInputsAreBitExact) { check_every_mode(true, 0.0f); }
 TEST(CudaMxfp4Linear, IntegerInputsAreBitExactStaticInputScale) { check_every_mode(true, 0x1p-8f); }
+
+// A bf16 y is the f32 y of the same path rounded to nearest even, bit for bit, on every path: each
+// kernel rounds its own f32 value once (W4A8 through the GEMV scales the f32 product per token
+// first, in the workspace). The random weights keep every W4A16 wgmma tile to one pass.
+TEST(CudaMxfp4Linear, Bf16OutputIsTheF32OutputRounded) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  const Weight w = random_weight(false, rng);
+  for (const float input_scale : {0.0f, 0.0123f}) {
+    Mxfp4LinearCuda layer;
+    layer.prepare(w.codes.data(), w.scales.data(), kN, kK, input_scale,
+                  {Mxfp4LinearMode::w4a16, Mxfp4LinearMode::w4a8, Mxfp4LinearMode::w4a4});
+    for (const size_t M : kMs) {
+      const DeviceBuffer<bf16> x_dev = to_device(random_x(M, false, rng));
+      for (const Mxfp4LinearMode mode : kModes)
+        for (const Path path : {Path::gemv, Path::gemm, Path::gemm_sm80}) {
+          if (path == Path::gemm && !layer.has_wgmma()) continue;
+          if (path == Path::gemm_sm80 && mode == Mxfp4LinearMode::w4a8) continue;  // the GEMV there
+          SCOPED_TRACE("seed " + std::to_string(seed) + " input_scale " + std::to_string(input_scale) + " " +
+                       mxfp4_linear_mode_name(mode) + " M " + std::to_string(M) + " via " + path_name(path));
+          const std::vector<float> f32 = run_linear<float>(layer, mode, path, x_dev, M);
+          const std::vector<bf16> b16 = run_linear<bf16>(layer, mode, path, x_dev, M);
+          size_t bad = 0, first_bad = 0, nonzero = 0;
+          for (size_t i = 0; i < f32.size(); ++i) {
+            if (b16[i].bits != bf16_from_f32(f32[i]).bits && bad++ == 0) first_bad = i;
+            nonzero += f32[i] != 0.0f;
+          }
+          EXPECT_EQ(0u, bad) << "first at " << first_bad << ": f32 " << f32[first_bad] << ", bf16 bits 0x"
+                             << std::hex << b16[first_bad].bits;
+          EXPECT_GT(nonzero, f32.size() * 3 / 4);
+        }
+    }
+  }
+}
 
 TEST(CudaMxfp4Linear, RejectsBadArguments) {
   SKIP_WITHOUT_CUDA_DEVICE();

@@ -29,6 +29,7 @@
 
 #include "mxq/kernels/cuda/mx_convert.h"
 #include "mxq/kernels/cuda/mx_convert_math.h"
+#include "output_store.cuh"
 
 namespace mxq {
 namespace {
@@ -141,13 +142,15 @@ act_fp8_quantize_kernel(const T* __restrict__ x, size_t K, bool vec, float stati
   }
 }
 
-// y[m, n] *= row_scales[m] over y [M, N] (n = M·N elements): W4A8's epilogue after the W4A16 GEMV, as
-// act_fp8_scale_outputs (one f32 multiply per output). Grid-stride; a row's outputs are contiguous.
+// out[m, n] = y[m, n] · row_scales[m] over y [M, N] (n = M·N elements; out may be y): W4A8's
+// epilogue after the W4A16 GEMV, as act_fp8_scale_outputs (one f32 multiply per output), stored as
+// Out. Grid-stride; a row's outputs are contiguous.
+template <typename Out>
 __global__ void __launch_bounds__(kThreads)
-act_fp8_scale_outputs_kernel(const float* __restrict__ row_scales, size_t N, size_t n,
-                             float* __restrict__ y) {
+act_fp8_scale_outputs_kernel(const float* __restrict__ row_scales, size_t N, size_t n, const float* y,
+                             Out* out) {
   for (size_t i = size_t{blockIdx.x} * kThreads + threadIdx.x; i < n; i += size_t{gridDim.x} * kThreads)
-    y[i] = y[i] * row_scales[i / N];
+    store_out(out, i, y[i] * row_scales[i / N]);
 }
 
 // ---- MXFP4 fake quantization ----
@@ -239,12 +242,16 @@ cudaError_t act_fp8_values_bf16_cuda(const void* x, ElemType xt, size_t M, size_
   return launch_fp8(x, xt, M, K, static_scale, q, scale, stream);
 }
 
-cudaError_t act_fp8_scale_outputs_cuda(const float* row_scales, size_t M, size_t N, float* y,
-                                       cudaStream_t stream) {
+cudaError_t act_fp8_scale_outputs_cuda(const float* row_scales, size_t M, size_t N, const float* y,
+                                       void* out, ElemType out_type, cudaStream_t stream) {
+  if (out_type != ElemType::f32 && out_type != ElemType::bf16) return cudaErrorInvalidValue;
   if (M == 0 || N == 0) return cudaSuccess;
   const size_t n = M * N;
   const unsigned grid = static_cast<unsigned>(std::min<size_t>((n + kThreads - 1) / kThreads, 65536));
-  act_fp8_scale_outputs_kernel<<<grid, kThreads, 0, stream>>>(row_scales, N, n, y);
+  if (out_type == ElemType::bf16)
+    act_fp8_scale_outputs_kernel<<<grid, kThreads, 0, stream>>>(row_scales, N, n, y, static_cast<bf16*>(out));
+  else
+    act_fp8_scale_outputs_kernel<<<grid, kThreads, 0, stream>>>(row_scales, N, n, y, static_cast<float*>(out));
   return cudaGetLastError();
 }
 

@@ -39,6 +39,7 @@
 
 #include "mxq/kernels/cuda/gemv.h"
 #include "mxfp4_mma_fragments.cuh"
+#include "output_store.cuh"
 
 namespace mxq {
 namespace {
@@ -108,10 +109,10 @@ __device__ __forceinline__ void load_activations(const Stage<kCtaTiles>& st, int
 }
 
 // Grid: one CTA per (row slab of kCtaTiles tiles, token tile of 128), ordered as described at the top.
-template <int kCtaTiles>
+template <int kCtaTiles, typename Out>
 __global__ void __launch_bounds__(kThreads, 1)
 gemm_mxfp4_w4a16_sm80_kernel(const bf16* __restrict__ x, int M, int K, const uint4* __restrict__ codes,
-                             const uint4* __restrict__ scales, int N, float* __restrict__ y) {
+                             const uint4* __restrict__ scales, int N, Out* __restrict__ y) {
   constexpr int kWarpTiles = kCtaTiles / kRowGroups;
   extern __shared__ uint4 smem_raw[];
   Stage<kCtaTiles>* stages = reinterpret_cast<Stage<kCtaTiles>*>(smem_raw);
@@ -162,7 +163,7 @@ gemm_mxfp4_w4a16_sm80_kernel(const bf16* __restrict__ x, int M, int K, const uin
       for (int c = 0; c < 4; ++c) {
         const int n = (tile0 + kWarpTiles * wm + u) * static_cast<int>(kGemvTileRows) + g + 8 * (c / 2);
         const int token = m0 + wn * 8 * kWarpNT8 + 8 * j + 2 * t + c % 2;
-        if (n < N && token < M) y[size_t{static_cast<unsigned>(token)} * N + n] = acc[u][j][c];
+        if (n < N && token < M) store_out(y, size_t{static_cast<unsigned>(token)} * N + n, acc[u][j][c]);
       }
 }
 
@@ -177,29 +178,27 @@ int plan_cta_tiles(size_t N, size_t M, int sms) {
   return waves(16) * 2.0 / 1.2 <= waves(8) ? 16 : 8;
 }
 
-template <int kCtaTiles>
+template <int kCtaTiles, typename Out>
 cudaError_t launch_sm80(const bf16* x, size_t M, size_t K, const uint8_t* codes_rp,
-                        const uint8_t* scales_rp, size_t N, float* y, cudaStream_t stream) {
+                        const uint8_t* scales_rp, size_t N, Out* y, cudaStream_t stream) {
   const size_t slabs = (mxfp4_gemv_tiles(N) + kCtaTiles - 1) / kCtaTiles;
   const size_t ctas = slabs * ((M + kCtaTokens - 1) / kCtaTokens);
   if (ctas > size_t{0x7FFFFFFF}) return cudaErrorInvalidValue;
   // Above the default 48 KB of shared memory a kernel must opt in (per device; cheap to repeat).
-  if (const cudaError_t e = cudaFuncSetAttribute(gemm_mxfp4_w4a16_sm80_kernel<kCtaTiles>,
+  if (const cudaError_t e = cudaFuncSetAttribute(gemm_mxfp4_w4a16_sm80_kernel<kCtaTiles, Out>,
                                                  cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                  static_cast<int>(kSmemBytes<kCtaTiles>));
       e != cudaSuccess)
     return e;
-  gemm_mxfp4_w4a16_sm80_kernel<kCtaTiles><<<static_cast<unsigned>(ctas), kThreads, kSmemBytes<kCtaTiles>, stream>>>(
+  gemm_mxfp4_w4a16_sm80_kernel<kCtaTiles, Out><<<static_cast<unsigned>(ctas), kThreads, kSmemBytes<kCtaTiles>, stream>>>(
       x, static_cast<int>(M), static_cast<int>(K), reinterpret_cast<const uint4*>(codes_rp),
       reinterpret_cast<const uint4*>(scales_rp), static_cast<int>(N), y);
   return cudaGetLastError();
 }
 
-}  // namespace
-
-cudaError_t gemm_mxfp4_w4a16_sm80(const bf16* x, size_t M, size_t K, const uint8_t* codes_rp,
-                                  const uint8_t* scales_rp, size_t N, float* y, cudaStream_t stream,
-                                  int cta_tiles) {
+template <typename Out>
+cudaError_t launch_checked(const bf16* x, size_t M, size_t K, const uint8_t* codes_rp,
+                           const uint8_t* scales_rp, size_t N, Out* y, cudaStream_t stream, int cta_tiles) {
   if (M == 0 || N == 0) return cudaSuccess;
   if ((cta_tiles != 0 && cta_tiles != 8 && cta_tiles != 16) || K == 0 || K % kMxBlock != 0 || K > (size_t{1} << 30) || N > (size_t{1} << 30) ||
       M > (size_t{1} << 30) || reinterpret_cast<uintptr_t>(x) % 16 != 0 ||
@@ -215,6 +214,19 @@ cudaError_t gemm_mxfp4_w4a16_sm80(const bf16* x, size_t M, size_t K, const uint8
   }
   return cta_tiles == 16 ? launch_sm80<16>(x, M, K, codes_rp, scales_rp, N, y, stream)
                                          : launch_sm80<8>(x, M, K, codes_rp, scales_rp, N, y, stream);
+}
+
+}  // namespace
+
+cudaError_t gemm_mxfp4_w4a16_sm80(const bf16* x, size_t M, size_t K, const uint8_t* codes_rp,
+                                  const uint8_t* scales_rp, size_t N, float* y, cudaStream_t stream,
+                                  int cta_tiles) {
+  return launch_checked(x, M, K, codes_rp, scales_rp, N, y, stream, cta_tiles);
+}
+cudaError_t gemm_mxfp4_w4a16_sm80(const bf16* x, size_t M, size_t K, const uint8_t* codes_rp,
+                                  const uint8_t* scales_rp, size_t N, bf16* y, cudaStream_t stream,
+                                  int cta_tiles) {
+  return launch_checked(x, M, K, codes_rp, scales_rp, N, y, stream, cta_tiles);
 }
 
 }  // namespace mxq

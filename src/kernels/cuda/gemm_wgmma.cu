@@ -43,6 +43,7 @@
 #include <type_traits>
 
 #include "mxq/error.h"
+#include "output_store.cuh"
 
 namespace mxq {
 namespace {
@@ -358,16 +359,6 @@ __device__ __forceinline__ void fp8_pass(Accumulators<kFp8Tokens>& acc, Accumula
   }
 }
 
-// One output element as stored: f32, or bf16 rounded to nearest even.
-__device__ __forceinline__ void store_output(float* o, float v) { *o = v; }
-__device__ __forceinline__ void store_output(bf16* o, float v) {
-  *reinterpret_cast<uint16_t*>(o) = __bfloat16_as_ushort(__float2bfloat16_rn(v));
-}
-__device__ __forceinline__ float load_output(const float* o) { return *o; }
-__device__ __forceinline__ float load_output(const bf16* o) {
-  return __uint_as_float(static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(o)) << 16);
-}
-
 // This thread's part of a CTA tile's output: y[m, n] = acc · row_scale · token_scale[m], or
 // y[m, n] += that where add (BF16's later passes; a bf16 y is then rounded once per pass).
 // Accumulator element 4j + 2h + c is weight row n_row + 8h (row_scale: scale_lo for h = 0,
@@ -417,8 +408,8 @@ __device__ __forceinline__ void write_output(const Accumulators<kTokens>& acc, f
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         Out* const o = out + static_cast<size_t>(8 * j + c) * N;
-        store_output(o, acc[4 * j + c] * (scale_lo * s[2 * j + c]));
-        store_output(o + 8, acc[4 * j + 2 + c] * (scale_hi * s[2 * j + c]));
+        store_out(o, 0, acc[4 * j + c] * (scale_lo * s[2 * j + c]));
+        store_out(o, 8, acc[4 * j + 2 + c] * (scale_hi * s[2 * j + c]));
       }
     }
     return;
@@ -432,9 +423,9 @@ __device__ __forceinline__ void write_output(const Accumulators<kTokens>& acc, f
       for (int h = 0; h < 2; ++h) {
         const int n = n_row + 8 * h;
         if (m >= M || n >= N) continue;
-        Out* const o = y + static_cast<size_t>(m) * N + n;
+        const size_t o = static_cast<size_t>(m) * N + n;
         const float v = acc[4 * j + 2 * h + c], scale = (h == 0 ? scale_lo : scale_hi) * s[2 * j + c];
-        store_output(o, add ? __fmaf_rn(v, scale, load_output(o)) : v * scale);
+        store_out(y, o, add ? __fmaf_rn(v, scale, load_out(y, o)) : v * scale);
       }
     }
   }

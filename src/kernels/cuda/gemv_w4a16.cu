@@ -37,6 +37,7 @@
 
 #include "mxq/error.h"
 #include "mxfp4_mma_fragments.cuh"
+#include "output_store.cuh"
 
 namespace mxq {
 namespace {
@@ -199,9 +200,6 @@ __device__ __forceinline__ void warp_steps(const uint4* codes, const uint32_t* s
     }
   }
 }
-
-__device__ __forceinline__ void store_out(float* y, size_t i, float v) { y[i] = v; }
-__device__ __forceinline__ void store_out(bf16* y, size_t i, float v) { y[i] = bf16_from_f32(v); }
 
 // Grid: groups x ksplit CTAs (clusters of ksplit along x when ksplit > 1); CTA = group · ksplit +
 // rank owns tiles [group · tiles_per_cta, +tiles_per_cta) and steps [rank · steps / ksplit,

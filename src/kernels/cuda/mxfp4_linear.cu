@@ -3,6 +3,7 @@
 #include "mxq/kernels/cuda/mxfp4_linear.h"
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "mxq/error.h"
@@ -102,15 +103,23 @@ uint8_t* Mxfp4LinearCuda::workspace(size_t bytes) {
   return workspace_.get();
 }
 
-void Mxfp4LinearCuda::gemv(Mxfp4LinearMode mode, const bf16* x, size_t M, float* y,
+void Mxfp4LinearCuda::gemv(Mxfp4LinearMode mode, const bf16* x, size_t M, void* y, ElemType yt,
                            cudaStream_t stream) const {
-  cuda_check(mxfp4_gemv_w4a16_cuda(x, M, K_, gemv_codes_.get(), gemv_scales_.get(), N_, y,
-                                   ElemType::f32, stream),
+  cuda_check(mxfp4_gemv_w4a16_cuda(x, M, K_, gemv_codes_.get(), gemv_scales_.get(), N_, y, yt, stream),
              where("mxfp4_gemv_w4a16_cuda", mode, M, N_, K_).c_str());
 }
 
-void Mxfp4LinearCuda::apply(Mxfp4LinearMode mode, const bf16* x, size_t M, float* y,
-                            cudaStream_t stream) {
+void Mxfp4LinearCuda::apply(Mxfp4LinearMode mode, const bf16* x, size_t M, float* y, cudaStream_t stream) {
+  apply_to(mode, x, M, y, stream);
+}
+void Mxfp4LinearCuda::apply(Mxfp4LinearMode mode, const bf16* x, size_t M, bf16* y, cudaStream_t stream) {
+  apply_to(mode, x, M, y, stream);
+}
+
+template <typename Out>
+void Mxfp4LinearCuda::apply_to(Mxfp4LinearMode mode, const bf16* x, size_t M, Out* y, cudaStream_t stream) {
+  constexpr bool kBf16Out = std::is_same_v<Out, bf16>;
+  constexpr ElemType kOut = kBf16Out ? ElemType::bf16 : ElemType::f32;
   if (!prepared_[index_of(mode)])
     throw Error(std::string("Mxfp4LinearCuda::apply: mode ") + mxfp4_linear_mode_name(mode) +
                 " was not among prepare()'s modes");
@@ -121,14 +130,17 @@ void Mxfp4LinearCuda::apply(Mxfp4LinearMode mode, const bf16* x, size_t M, float
   switch (mode) {
     case Mxfp4LinearMode::w4a8:
       if (use_gemv) {
-        // q [M, K] bf16, then the row scales [M] (2·M·K is a multiple of 64: 4-byte aligned).
-        uint8_t* ws = workspace(2 * M * K + 4 * M);
+        // q [M, K] bf16, then the row scales [M] (2·M·K is a multiple of 64: 4-byte aligned), then
+        // for a bf16 y the f32 product [M, N] before its per-token scale (16-byte aligned).
+        const size_t product_at = (2 * M * K + 4 * M + 15) / 16 * 16;
+        uint8_t* ws = workspace(kBf16Out ? product_at + 4 * M * N_ : 2 * M * K + 4 * M);
         bf16* q = reinterpret_cast<bf16*>(ws);
         float* scale = reinterpret_cast<float*>(ws + 2 * M * K);
+        float* product = kBf16Out ? reinterpret_cast<float*>(ws + product_at) : reinterpret_cast<float*>(y);
         cuda_check(act_fp8_values_bf16_cuda(x, ElemType::bf16, M, K, input_scale_, q, scale, stream),
                    where("act_fp8_values_bf16_cuda", mode, M, N_, K).c_str());
-        gemv(mode, q, M, y, stream);
-        cuda_check(act_fp8_scale_outputs_cuda(scale, M, N_, y, stream),
+        gemv(mode, q, M, product, ElemType::f32, stream);
+        cuda_check(act_fp8_scale_outputs_cuda(scale, M, N_, product, y, kOut, stream),
                    where("act_fp8_scale_outputs_cuda", mode, M, N_, K).c_str());
       } else {
         // Codes [M, K] then scales [M] (M·K is a multiple of 32: the scales stay 4-byte aligned).
@@ -150,7 +162,7 @@ void Mxfp4LinearCuda::apply(Mxfp4LinearMode mode, const bf16* x, size_t M, float
       [[fallthrough]];
     case Mxfp4LinearMode::w4a16:
       if (use_gemv) {
-        gemv(mode, x, M, y, stream);
+        gemv(mode, x, M, y, kOut, stream);
       } else if (wgmma) {
         cuda_check(gemm_mxfp4_w4a16_sm90(x, M, K, sm90_bf16_.view, y, stream),
                    where("gemm_mxfp4_w4a16_sm90", mode, M, N_, K).c_str());

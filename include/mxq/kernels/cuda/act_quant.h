@@ -56,10 +56,11 @@ cudaError_t act_mxfp4_fake_quantize_cuda(const void* x, ElemType xt, size_t M, s
 // act_fp8_values_bf16_cuda: FP8 E4M3 as act_fp8_quantize_cuda (per token when static_scale = 0, else
 // static_scale), writing each code's value q [M, K] as a bf16 (exact: 3 mantissa bits, exponents
 // -9 .. 8), as act_fp8_codes_row; scale [M] receives each row's s (may be null).
-// act_fp8_scale_outputs_cuda: y [M, N] f32 *= row_scales [M] per row, as act_fp8_scale_outputs.
+// act_fp8_scale_outputs_cuda: out [M, N] = y [M, N] f32 · row_scales [M] per row, as
+// act_fp8_scale_outputs, stored as out_type: f32 (out may be y) or bf16 (rounded to nearest even).
 cudaError_t act_fp8_values_bf16_cuda(const void* x, ElemType xt, size_t M, size_t K,
                                      float static_scale, bf16* q, float* scale, cudaStream_t stream);
-cudaError_t act_fp8_scale_outputs_cuda(const float* row_scales, size_t M, size_t N, float* y,
-                                       cudaStream_t stream);
+cudaError_t act_fp8_scale_outputs_cuda(const float* row_scales, size_t M, size_t N, const float* y,
+                                       void* out, ElemType out_type, cudaStream_t stream);
 
 }  // namespace mxq

@@ -1,8 +1,9 @@
 // mxq/kernels/cuda/gemm_mma_sm80.h — the prefill W4A16 GEMM for GPUs without Hopper's wgmma (sm_80
 // and later; issue 5's "sm_80 fallback"):
 //
-//   y[M, N] = x[M, K] · dequant(W)ᵀ     x bf16 [M, K] row-major, y f32 [M, N] row-major, W MXFP4
-//                                       (E2M1 codes, one E8M0 scale per 32 of K), FP32 accumulation
+//   y[M, N] = x[M, K] · dequant(W)ᵀ     x bf16 [M, K] row-major, y f32 or bf16 (the f32 result
+//                                       rounded to nearest even) [M, N] row-major, W MXFP4 (E2M1
+//                                       codes, one E8M0 scale per 32 of K), FP32 accumulation
 //
 // The weights are the GEMV's (mxq/kernels/cuda/gemv.h): codes_rp / scales_rp as mxfp4_gemv_repack
 // builds them, so a layer keeps one copy for both kernels. That layout is already the 16-row A operand
@@ -31,6 +32,9 @@ namespace mxq {
 
 cudaError_t gemm_mxfp4_w4a16_sm80(const bf16* x, size_t M, size_t K, const uint8_t* codes_rp,
                                   const uint8_t* scales_rp, size_t N, float* y, cudaStream_t stream,
+                                  int cta_tiles = 0);
+cudaError_t gemm_mxfp4_w4a16_sm80(const bf16* x, size_t M, size_t K, const uint8_t* codes_rp,
+                                  const uint8_t* scales_rp, size_t N, bf16* y, cudaStream_t stream,
                                   int cta_tiles = 0);
 
 }  // namespace mxq

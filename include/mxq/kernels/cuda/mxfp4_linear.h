@@ -45,7 +45,8 @@
 // Memory: the GEMV layout always (~0.53 bytes per weight; the sm_80 GEMM reads it too) and one wgmma
 // layout per operand type the prepared modes need (BF16 for W4A16 / W4A4, E4M3 for W4A8; ~0.52 bytes
 // per weight each; built on sm_90a only). apply() keeps a workspace for the quantized activations
-// (2·M·K bytes, + 4·M for W4A8's scales) that grows at the first call with a larger M: a cudaMalloc,
+// (2·M·K bytes, + 4·M for W4A8's scales, + 4·M·N for a bf16 y at W4A8's GEMV sizes, whose f32 result
+// is scaled per token before rounding) that grows at the first call with a larger M: a cudaMalloc,
 // which synchronizes the device, so call apply() once at the largest M before capturing it in a CUDA
 // graph.
 #pragma once
@@ -57,6 +58,7 @@
 #include <initializer_list>
 
 #include "mxq/format.h"
+#include "mxq/kernels/cpu/mx_convert.h"  // ElemType
 #include "mxq/kernels/cuda/device_buffer.h"
 #include "mxq/kernels/cuda/gemm_wgmma.h"
 
@@ -79,9 +81,13 @@ class Mxfp4LinearCuda {
   void prepare(const uint8_t* codes, const uint8_t* scales, size_t N, size_t K, float input_scale,
                std::initializer_list<Mxfp4LinearMode> modes, cudaStream_t stream = nullptr);
 
-  // y [M, N] f32 = x̂ [M, K] · Wᵀ on `stream` (x: bf16 [M, K], 16-byte aligned; y written whole). Throws
-  // mxq::Error naming the launch that failed, or for a mode prepare() was not given.
+  // y [M, N] = x̂ [M, K] · Wᵀ on `stream` (x: bf16 [M, K], 16-byte aligned; y written whole), f32 or
+  // bf16: the f32 result rounded to nearest even (every kernel rounds its own f32 value once, so
+  // the two outputs agree bit for bit; gemm_wgmma.h names the one exception, W4A16 tiles of
+  // several passes). Throws mxq::Error naming the launch that failed, or for a mode prepare() was
+  // not given.
   void apply(Mxfp4LinearMode mode, const bf16* x, size_t M, float* y, cudaStream_t stream);
+  void apply(Mxfp4LinearMode mode, const bf16* x, size_t M, bf16* y, cudaStream_t stream);
 
   // Where apply() switches from the GEMV to the GEMM, for every mode at once (benchmarks and tests
   // run each kernel at any M with it); reset_gemv_max_m() returns to default_gemv_max_m.
@@ -107,7 +113,9 @@ class Mxfp4LinearCuda {
   };
   static void upload_sm90(Sm90Operand op, const uint8_t* codes, const uint8_t* scales, size_t N,
                           size_t K, Sm90Buffers& out, cudaStream_t stream);
-  void gemv(Mxfp4LinearMode mode, const bf16* x, size_t M, float* y, cudaStream_t stream) const;
+  template <typename Out>
+  void apply_to(Mxfp4LinearMode mode, const bf16* x, size_t M, Out* y, cudaStream_t stream);
+  void gemv(Mxfp4LinearMode mode, const bf16* x, size_t M, void* y, ElemType yt, cudaStream_t stream) const;
   uint8_t* workspace(size_t bytes);
 
   size_t N_ = 0, K_ = 0;
