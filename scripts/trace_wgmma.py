@@ -45,7 +45,7 @@ CONSUMER_START = '''  int stage = 0;
 LAUNCH = '''  return cudaGetLastError();
 }
 
-template <Sm90Operand kOp>
+template <Sm90Operand kOp, typename Out>
 cudaError_t launch('''
 LAUNCH_TRACED = '''  static int launches = 0;
   if (++launches == 21) {
@@ -62,7 +62,7 @@ LAUNCH_TRACED = '''  static int launches = 0;
   return cudaGetLastError();
 }
 
-template <Sm90Operand kOp>
+template <Sm90Operand kOp, typename Out>
 cudaError_t launch('''
 
 
