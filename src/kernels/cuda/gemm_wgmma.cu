@@ -365,7 +365,9 @@ __device__ __forceinline__ void fp8_pass(Accumulators<kFp8Tokens>& acc, Accumula
 // scale_hi for 1), token m_first + 8j + c. The token scales are all loaded first (rows past M read
 // row M − 1's), then a thread whose elements all lie inside [M, N] (every thread of nearly every
 // tile) stores without bounds checks: with a check per element, each store waited for its own
-// scale's load, and a tile's epilogue took microseconds.
+// scale's load, and a tile's epilogue took microseconds. A tile at M's edge checks once per token
+// (a tile at M = 2048 with T = 192 is one in 11, and the last wave waits for it: checking each
+// element there cost the W4A8 GEMM 2-5% with a bf16 y, H100).
 // A bf16 y (N even) is stored in whole 32-byte sectors. For one token, the warp's 16 rows lie in
 // the 8 lanes of one lane % 4: rows r and r + 8 (relative to the warp's first) in the lane with
 // lane / 4 = r. Lanes r and r ^ 1 swap one value (shfl.xor 4), so even r holds rows r, r + 1 and
@@ -380,38 +382,54 @@ __device__ __forceinline__ void write_output(const Accumulators<kTokens>& acc, f
 #pragma unroll
   for (int i = 0; i < kTokens / 4; ++i)
     s[i] = kTokenScales ? __ldg(token_scale + min(m_first + 8 * (i / 2) + i % 2, M - 1)) : 1.0f;
-  // This thread's last token is m_first + kTokens − 7, its last row n_row + 8.
-  const bool inside = m_first + kTokens - 7 < M && n_row + 8 < N && !add;
+  // This thread's last row is n_row + 8, its last token m_first + kTokens − 7. Where both rows lie
+  // inside N (every thread but at N's edge), a token's two values are stored together, with one
+  // check per token at M's edge (kCheck) and none elsewhere.
+  const bool rows_inside = n_row + 8 < N && !add, tokens_inside = m_first + kTokens - 7 < M;
   if constexpr (std::is_same_v<Out, bf16>) {
     // The pairs are 4-byte aligned where y is and N is even; the shuffle needs the whole warp.
-    if (__all_sync(0xFFFFFFFFu, inside) && N % 2 == 0 && reinterpret_cast<uintptr_t>(y) % 4 == 0) {
+    if (__all_sync(0xFFFFFFFFu, rows_inside) && N % 2 == 0 && reinterpret_cast<uintptr_t>(y) % 4 == 0) {
       const bool odd = (threadIdx.x / 4) % 2 != 0;
       uint32_t* const out = reinterpret_cast<uint32_t*>(y + static_cast<size_t>(m_first) * N + n_row + (odd ? 7 : 0));
+      const auto store_pairs = [&](auto check) {
+#pragma unroll
+        for (int j = 0; j < kTokens / 8; ++j) {
+#pragma unroll
+          for (int c = 0; c < 2; ++c) {
+            const float lo = acc[4 * j + c] * (scale_lo * s[2 * j + c]);
+            const float hi = acc[4 * j + 2 + c] * (scale_hi * s[2 * j + c]);
+            const float other = __shfl_xor_sync(0xFFFFFFFFu, odd ? lo : hi, 4);
+            const __nv_bfloat162 pair = odd ? __floats2bfloat162_rn(other, hi) : __floats2bfloat162_rn(lo, other);
+            if (!decltype(check)::value || m_first + 8 * j + c < M)
+              out[static_cast<size_t>(8 * j + c) * N / 2] = *reinterpret_cast<const uint32_t*>(&pair);
+          }
+        }
+      };
+      if (__all_sync(0xFFFFFFFFu, tokens_inside))
+        store_pairs(std::false_type{});
+      else
+        store_pairs(std::true_type{});
+      return;
+    }
+  }
+  if (rows_inside) {
+    Out* const out = y + static_cast<size_t>(m_first) * N + n_row;
+    const auto store_rows = [&](auto check) {
 #pragma unroll
       for (int j = 0; j < kTokens / 8; ++j) {
 #pragma unroll
         for (int c = 0; c < 2; ++c) {
-          const float lo = acc[4 * j + c] * (scale_lo * s[2 * j + c]);
-          const float hi = acc[4 * j + 2 + c] * (scale_hi * s[2 * j + c]);
-          const float other = __shfl_xor_sync(0xFFFFFFFFu, odd ? lo : hi, 4);
-          const __nv_bfloat162 pair = odd ? __floats2bfloat162_rn(other, hi) : __floats2bfloat162_rn(lo, other);
-          out[static_cast<size_t>(8 * j + c) * N / 2] = *reinterpret_cast<const uint32_t*>(&pair);
+          if (decltype(check)::value && m_first + 8 * j + c >= M) continue;
+          Out* const o = out + static_cast<size_t>(8 * j + c) * N;
+          store_out(o, 0, acc[4 * j + c] * (scale_lo * s[2 * j + c]));
+          store_out(o, 8, acc[4 * j + 2 + c] * (scale_hi * s[2 * j + c]));
         }
       }
-      return;
-    }
-  }
-  if (inside) {
-    Out* const out = y + static_cast<size_t>(m_first) * N + n_row;
-#pragma unroll
-    for (int j = 0; j < kTokens / 8; ++j) {
-#pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        Out* const o = out + static_cast<size_t>(8 * j + c) * N;
-        store_out(o, 0, acc[4 * j + c] * (scale_lo * s[2 * j + c]));
-        store_out(o, 8, acc[4 * j + 2 + c] * (scale_hi * s[2 * j + c]));
-      }
-    }
+    };
+    if (tokens_inside)
+      store_rows(std::false_type{});
+    else
+      store_rows(std::true_type{});
     return;
   }
 #pragma unroll
