@@ -383,8 +383,9 @@ __device__ __forceinline__ void write_output(const Accumulators<kTokens>& acc, f
   for (int i = 0; i < kTokens / 4; ++i)
     s[i] = kTokenScales ? __ldg(token_scale + min(m_first + 8 * (i / 2) + i % 2, M - 1)) : 1.0f;
   // This thread's last row is n_row + 8, its last token m_first + kTokens − 7. Where both rows lie
-  // inside N (every thread but at N's edge), a token's two values are stored together, with one
-  // check per token at M's edge (kCheck) and none elsewhere.
+  // inside N (every thread but at N's edge) and y is written rather than added to, a token's two
+  // values are stored together, with one check per token at M's edge (`check` true) and none
+  // elsewhere.
   const bool rows_inside = n_row + 8 < N && !add, tokens_inside = m_first + kTokens - 7 < M;
   if constexpr (std::is_same_v<Out, bf16>) {
     // The pairs are 4-byte aligned where y is and N is even; the shuffle needs the whole warp.
