@@ -50,11 +50,11 @@ constexpr int kWarps = 8, kThreads = 32 * kWarps;
 // "cp.async ring"): a ring of 4 steps beat 8 (LM head at M = 1 113.0 vs 116.4 us, 28672x4096 31.5
 // vs 34.2); 5 CTAs per SM at M <= 8 (48 registers) beat 4 (LM head 107.7 vs 112.9 us, 5120x2880
 // 10.1 vs 13.4) and 4 at M 9-16 (64 registers) beat 3 (LM head 143.4 vs 159.9, 28672x4096 37.2 vs
-// 45.1); at M 9-16, 2 tiles per CTA beat 4 (2880x4096 18.3 vs 32.3 us). Two row tiles per warp
-// ("warp tiles") beat one at 25-32 tokens (M = 32: LM head 172.0-175.2 vs 241.5-243.2 us,
-// 28672x4096 56.1-56.3 vs 66.0-66.1), not at 17-24, where their 100 registers (80 with one) leave 2
-// CTAs per SM instead of 3 (M = 24: 6144x4096 23.0 vs 16.9 us, though LM head 155-157 vs 185), nor
-// at 9-16, where they fit 3 CTAs per SM, not 4 (M = 16: 28672x4096 41.5 vs 37.3 us).
+// 45.1). Two row tiles per warp ("warp tiles") beat one at 25-32 tokens (M = 32: LM head
+// 172.0-175.2 vs 241.5-243.2 us, 28672x4096 56.1-56.3 vs 66.0-66.1), not at 17-24, where their 100
+// registers (80 with one) leave 2 CTAs per SM instead of 3 (M = 24: 6144x4096 23.0 vs 16.9 us, though
+// LM head 155-157 vs 185), nor at 9-16, where they fit 3 CTAs per SM, not 4 (M = 16: 28672x4096 41.5
+// vs 37.3 us). Those figures predate plan_gemv's model; the work split is plan_gemv's.
 #ifndef MXQ_GEMV_RING_M8  // steps in a warp's shared-memory ring at M <= 8 (ring - 1 in flight)
 #define MXQ_GEMV_RING_M8 4
 #endif
@@ -79,13 +79,7 @@ constexpr int kWarps = 8, kThreads = 32 * kWarps;
 #ifndef MXQ_GEMV_MIN_CTAS_M32  // the same above 16 tokens
 #define MXQ_GEMV_MIN_CTAS_M32 2
 #endif
-#ifndef MXQ_GEMV_TILES_PER_CTA_M16
-#define MXQ_GEMV_TILES_PER_CTA_M16 2
-#endif
-#ifndef MXQ_GEMV_TILES_PER_CTA_M32  // the same above 16 tokens (2: 1.3-2.4x faster at M = 32 than 4)
-#define MXQ_GEMV_TILES_PER_CTA_M32 2
-#endif
-#ifndef MXQ_GEMV_MAX_KSPLIT
+#ifndef MXQ_GEMV_MAX_KSPLIT  // most CTAs in a K-splitting cluster (8: the portable cluster size)
 #define MXQ_GEMV_MAX_KSPLIT 8
 #endif
 template <int kNT8>
@@ -291,29 +285,30 @@ struct GemvPlan {
   int ksplit;
 };
 
-// The split of the work: K over a cluster of ksplit CTAs (1 preferred: a cluster's ranks meet at two
-// cluster barriers), then as many tiles per CTA as possible (fewer warps per tile, so each warp runs
-// longer and keeps its loads pipelined; measured on an H100, short CTAs of 8 steps per warp spent a
-// fifth of the 128256-row LM head's time starting and reducing), subject to at least 1.5 CTAs per SM
-// spread over the SMs within 10% of evenly (CTAs / SMs over its ceiling). Above 8 tokens a CTA holds at
-// least MXQ_GEMV_TILES_PER_CTA_M16 tiles (MXQ_GEMV_TILES_PER_CTA_M32 above 16 tokens), so that the
-// activations each CTA reads (M·K·2 bytes) stay near its weight bytes (16·tiles·K·0.53); with two
-// row tiles per warp, up to 2·kWarps tiles. Without a fit, the most even split.
-GemvPlan plan_gemv(size_t tokens, size_t N, size_t K, int sms, bool clusters) {
+// The split of the work: tiles per CTA (a power of 2 from the warp's row tiles up to kWarps times
+// that) and a K split over a cluster of ksplit CTAs, the pair of lowest modelled time. The model,
+// fitted to a sweep of every pair on an H100 at M = 1, 16, 24, 32 over the 7 benchmark shapes (docs/
+// BENCHMARKS.md, "GEMV work split"), picks within 4% of the sweep's fastest pair on all 28: CTAs
+// run in rounds of (SMs × resident CTAs per SM); a CTA takes its warps' tile-steps plus ~6 steps'
+// worth to start, drain its ring and store, and a K split ~8 more (two cluster barriers and the
+// partials read across the cluster), 12 above 2 ranks. Small matrices thus get one tile per CTA and
+// every CTA resident at once, long K a split of 2 when that still fits, and the large ones up to
+// 8 (16) tiles per CTA, so fewer CTAs start. Ties go to fewer tiles per CTA, then fewer ranks.
+GemvPlan plan_gemv(size_t tokens, size_t N, size_t K, int sms, int ctas_per_sm, bool clusters) {
   const int warp_tile_count = warp_tiles(static_cast<int>((tokens + 7) / 8));
-  const int min_tiles = std::max(warp_tile_count, tokens <= 8    ? 1
-                                                  : tokens <= 16 ? MXQ_GEMV_TILES_PER_CTA_M16
-                                                                 : MXQ_GEMV_TILES_PER_CTA_M32);
-  const size_t tiles = mxfp4_gemv_tiles(N), steps = mxfp4_gemv_steps(K);
-  GemvPlan best{min_tiles, 1};
-  double best_even = -1.0;
-  for (int ks = 1; ks <= MXQ_GEMV_MAX_KSPLIT; ks *= 2) {
-    if (ks > 1 && (!clusters || static_cast<size_t>(ks) > steps)) break;
-    for (int tpc = kWarps * warp_tile_count; tpc >= min_tiles; tpc /= 2) {
-      const double per_sm = static_cast<double>((tiles + tpc - 1) / tpc * ks) / sms;
-      const double even = per_sm / std::ceil(per_sm);
-      if (even >= 0.9 && per_sm >= 1.5) return {tpc, ks};
-      if (even > best_even) best = {tpc, ks}, best_even = even;
+  const double tiles = static_cast<double>(mxfp4_gemv_tiles(N)), steps = static_cast<double>(mxfp4_gemv_steps(K));
+  const double slots = static_cast<double>(sms) * std::max(ctas_per_sm, 1);
+  constexpr double kCtaSteps = 6.0, kSplitSteps = 8.0, kWideSplitSteps = 4.0;
+  GemvPlan best{warp_tile_count, 1};
+  double best_cost = 0.0;
+  for (int tpc = warp_tile_count; tpc <= kWarps * warp_tile_count; tpc *= 2) {
+    for (int ks = 1; ks <= MXQ_GEMV_MAX_KSPLIT; ks *= 2) {
+      if (ks > 1 && (!clusters || ks > steps)) break;
+      const double rounds = std::ceil(std::ceil(tiles / tpc) * ks / slots);
+      const double split = ks == 1 ? 0.0 : ks == 2 ? kSplitSteps : kSplitSteps + kWideSplitSteps;
+      const double cost = rounds * (kCtaSteps + steps * tpc / (kWarps * ks) + split);
+      if (tpc == warp_tile_count && ks == 1) best_cost = cost;
+      if (cost < best_cost) best = {tpc, ks}, best_cost = cost;
     }
   }
   return best;
@@ -342,15 +337,31 @@ cudaError_t launch_gemv(const bf16* x, int M, int K, const uint8_t* codes, const
                             plan.ksplit);
 }
 
+// One launch of up to 32 tokens: the plan for the kernel instance's measured occupancy (resident
+// CTAs per SM; queried once per instance), then the launch.
+template <int kNT8, typename OutT>
+cudaError_t plan_and_launch(const bf16* x, int M, int K, const uint8_t* codes, const uint8_t* scales,
+                            int N, OutT* y, int sms, bool clusters, cudaStream_t stream) {
+  static const int ctas_per_sm = [] {
+    int n = 0;
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, mxfp4_gemv_w4a16_kernel<kNT8, OutT>, kThreads, 0) ==
+                   cudaSuccess
+               ? n
+               : 1;
+  }();
+  const GemvPlan plan = plan_gemv(static_cast<size_t>(M), static_cast<size_t>(N), static_cast<size_t>(K), sms,
+                                  ctas_per_sm, clusters);
+  return launch_gemv<kNT8>(x, M, K, codes, scales, N, y, plan, stream);
+}
+
 template <typename OutT>
-cudaError_t launch_gemv_tokens(const bf16* x, int M, int K, const uint8_t* codes,
-                               const uint8_t* scales, int N, OutT* y, const GemvPlan& plan,
-                               cudaStream_t stream) {
+cudaError_t launch_gemv_tokens(const bf16* x, int M, int K, const uint8_t* codes, const uint8_t* scales,
+                               int N, OutT* y, int sms, bool clusters, cudaStream_t stream) {
   switch ((M + 7) / 8) {
-    case 1: return launch_gemv<1>(x, M, K, codes, scales, N, y, plan, stream);
-    case 2: return launch_gemv<2>(x, M, K, codes, scales, N, y, plan, stream);
-    case 3: return launch_gemv<3>(x, M, K, codes, scales, N, y, plan, stream);
-    default: return launch_gemv<4>(x, M, K, codes, scales, N, y, plan, stream);
+    case 1: return plan_and_launch<1>(x, M, K, codes, scales, N, y, sms, clusters, stream);
+    case 2: return plan_and_launch<2>(x, M, K, codes, scales, N, y, sms, clusters, stream);
+    case 3: return plan_and_launch<3>(x, M, K, codes, scales, N, y, sms, clusters, stream);
+    default: return plan_and_launch<4>(x, M, K, codes, scales, N, y, sms, clusters, stream);
   }
 }
 
@@ -416,17 +427,14 @@ cudaError_t mxfp4_gemv_w4a16_cuda(const bf16* x, size_t M, size_t K, const uint8
       e != cudaSuccess)
     return e;
   for (size_t m0 = 0; m0 < M; m0 += kTokensPerLaunch) {
-    const size_t tokens = std::min(kTokensPerLaunch, M - m0);
-    const GemvPlan plan = plan_gemv(tokens, N, K, sms, major >= 9);
+    const int tokens = static_cast<int>(std::min(kTokensPerLaunch, M - m0));
     const bf16* xs = x + m0 * K;
     const cudaError_t e =
         yt == ElemType::bf16
-            ? launch_gemv_tokens(xs, static_cast<int>(tokens), static_cast<int>(K), codes_rp,
-                                 scales_rp, static_cast<int>(N), static_cast<bf16*>(y) + m0 * N,
-                                 plan, stream)
-            : launch_gemv_tokens(xs, static_cast<int>(tokens), static_cast<int>(K), codes_rp,
-                                 scales_rp, static_cast<int>(N), static_cast<float*>(y) + m0 * N,
-                                 plan, stream);
+            ? launch_gemv_tokens(xs, tokens, static_cast<int>(K), codes_rp, scales_rp, static_cast<int>(N),
+                                 static_cast<bf16*>(y) + m0 * N, sms, major >= 9, stream)
+            : launch_gemv_tokens(xs, tokens, static_cast<int>(K), codes_rp, scales_rp, static_cast<int>(N),
+                                 static_cast<float*>(y) + m0 * N, sms, major >= 9, stream);
     if (e != cudaSuccess) return e;
   }
   return cudaGetLastError();

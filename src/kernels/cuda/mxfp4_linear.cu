@@ -32,16 +32,15 @@ const char* mxfp4_linear_mode_name(Mxfp4LinearMode mode) {
   return "?";
 }
 
-// Measured per mode on an H100 (bench_gemm_cuda's crossover table, 2026-11-25, docs/BENCHMARKS.md;
-// 4096x4096, 28672x4096, 4096x14336, 2880x4096, M from 8 to 256). Above 32 the GEMV takes another
-// launch per 32 tokens while the GEMM's time is flat up to M = 128, and the GEMM wins on all shapes
-// but 4096x14336 (GEMV up to M = 48-64). At M <= 16 the GEMV wins everywhere, by 1.3x to 6x. Between
-// 17 and 32 it depends on the GEMV's plan for that range: with 4 tiles per CTA it won on 4096x4096
-// and 4096x14336 but lost on 2880x4096 (M = 32: W4A16 49.0 us against the GEMM's 38.2) and by 5% on
-// 28672x4096; with 2 tiles per CTA (MXQ_GEMV_TILES_PER_CTA_M32, now the default; measured in the
-// same run) its M = 32 times fall to 15-61 us and it wins on every shape. The switch sits at 32 for
-// every mode. Re-measure when either kernel changes.
-size_t Mxfp4LinearCuda::default_gemv_max_m(Mxfp4LinearMode) { return 32; }
+// Measured per mode on an H100 (bench_gemm_cuda's crossover table, 2026-11-26, docs/BENCHMARKS.md
+// "GEMV work split"; 4096x4096, 28672x4096, 4096x14336, 2880x4096, M from 8 to 256). The GEMM's
+// time is flat up to M = 128 (one token tile per weight tile); the GEMV's grows by about one pass
+// over the weights per 32 tokens. With plan_gemv's work split the GEMV is faster up to M = 64 in
+// every mode on all four shapes (W4A16 at M = 64: 27.5 / 93.2 / 52.3 / 26.9 us against the GEMM's
+// 35.9 / 108.1 / 107.0 / 35.7), and the GEMM from M = 96 on all but 4096x14336 (GEMV up to 128)
+// and W4A8 (up to 128 but on 28672x4096). The switch sits at 64 for every mode. Re-measure when
+// either kernel changes.
+size_t Mxfp4LinearCuda::default_gemv_max_m(Mxfp4LinearMode) { return 64; }
 
 void Mxfp4LinearCuda::upload_sm90(Sm90Operand op, const uint8_t* codes, const uint8_t* scales,
                                   size_t N, size_t K, Sm90Buffers& out, cudaStream_t stream) {
