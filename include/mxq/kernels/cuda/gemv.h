@@ -89,12 +89,13 @@ void mxfp4_gemv_repack(const uint8_t* codes, const uint8_t* scales, size_t N, si
 // whole (no accumulation into it). Enqueues one launch per 32 rows of x and returns the first launch
 // error (cudaErrorInvalidValue for a bad K, alignment or type); does not synchronize.
 //
-// Work split: each CTA (8 warps) owns 1, 2, 4 or 8 row tiles and a range of K steps; its warps
-// take the tiles' steps in turn (one warp per tile when it owns 8) and reduce their FP32 partials
-// through shared memory. When N alone gives too few or unbalanced CTAs for the device's SMs, a cluster
-// of 2, 4 or 8 CTAs splits K and the partials meet in the first CTA's shared memory over the cluster's
-// distributed shared memory: no FP32 partials in global memory, one launch, no second pass. The
-// split is chosen per launch from M, N, K and the SM count (plan_gemv in the source).
+// Work split: each CTA (8 warps) owns 1-8 row tiles (up to 16 at 25-32 tokens, two per warp) and a
+// range of K steps; its warps take the tiles' steps in turn (one warp per tile, or pair of tiles,
+// when it owns 8 or 16) and reduce their FP32 partials through shared memory. Where K is long and N
+// leaves CTA slots free, a cluster of 2, 4 or 8 CTAs splits K and the partials meet in the first
+// CTA's shared memory over the cluster's distributed shared memory: no FP32 partials in global
+// memory, one launch, no second pass. The split is chosen per launch by a cost model from M, N, K,
+// the SM count and the kernel's occupancy (plan_gemv in the source).
 cudaError_t mxfp4_gemv_w4a16_cuda(const bf16* x, size_t M, size_t K, const uint8_t* codes_rp,
                                   const uint8_t* scales_rp, size_t N, void* y, ElemType yt,
                                   cudaStream_t stream);
