@@ -116,13 +116,16 @@ GemvData make_gemv_data(const GemvCase& c, bool integer, std::mt19937_64& rng) {
   return d;
 }
 
-// y (yt) from the device, as f32: through the GEMV, or with sm80_cta_tiles (8 or 16) through the
-// sm_80 GEMM with CTAs of that many row tiles, on the same repacked weights (f32 out only).
-std::vector<float> run_gemv(const GemvCase& c, const GemvData& d, ElemType yt, int sm80_cta_tiles = 0) {
+// y (yt) from the device, as f32: through the GEMV (with row_scales [M] if given), or with
+// sm80_cta_tiles (8 or 16) through the sm_80 GEMM with CTAs of that many row tiles, on the same
+// repacked weights (f32 out only).
+std::vector<float> run_gemv(const GemvCase& c, const GemvData& d, ElemType yt, int sm80_cta_tiles = 0,
+                            const std::vector<float>* row_scales = nullptr) {
   std::vector<uint8_t> codes_rp(mxfp4_gemv_code_bytes(c.N, c.K)), scales_rp(mxfp4_gemv_scale_bytes(c.N, c.K));
   mxfp4_gemv_repack(d.codes.data(), d.scales.data(), c.N, c.K, codes_rp.data(), scales_rp.data());
   const auto x_dev = to_device(d.x);
   const auto codes_dev = to_device(codes_rp), scales_dev = to_device(scales_rp);
+  const DeviceBuffer<float> row_scales_dev = row_scales != nullptr ? to_device(*row_scales) : DeviceBuffer<float>();
   const size_t esize = yt == ElemType::bf16 ? 2 : 4;
   GuardedOutput y(c.M * c.N * esize);
   const bool sm80 = sm80_cta_tiles != 0;
@@ -132,7 +135,7 @@ std::vector<float> run_gemv(const GemvCase& c, const GemvData& d, ElemType yt, i
                "gemm_mxfp4_w4a16_sm80");
   else
     cuda_check(mxfp4_gemv_w4a16_cuda(x_dev.get(), c.M, c.K, codes_dev.get(), scales_dev.get(), c.N,
-                                     y.get(), yt, nullptr),
+                                     y.get(), yt, nullptr, row_scales != nullptr ? row_scales_dev.get() : nullptr),
                "mxfp4_gemv_w4a16_cuda");
   cuda_check(cudaDeviceSynchronize(), sm80 ? "gemm_mxfp4_w4a16_sm80 (kernel)" : "mxfp4_gemv_w4a16_cuda (kernel)");
   const std::vector<uint8_t> bytes = y.download();
@@ -241,6 +244,37 @@ TEST(CudaGemv, BitExactOnIntegers) {
     }
     EXPECT_GT(nonzero, got.size() * 3 / 4) << "the integer data must give non-zero outputs";
   });
+}
+
+// With row_scales each output is the f32 sum times its row's scale, then (bf16 y) rounded: the f32
+// y without them times the scale, bit for bit (the GEMV sums in a fixed order). M = 33: the second
+// launch (tokens 32 on) reads its scales from row 32.
+TEST(CudaGemv, RowScalesMultiplyTheF32Sums) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> mantissa(1.0f, 2.0f);
+  for (const GemvCase& c : {GemvCase{1, 129, 96}, GemvCase{16, 2880, 2880}, GemvCase{33, 200, 4096 + 32}}) {
+    SCOPED_TRACE("M " + std::to_string(c.M) + " N " + std::to_string(c.N) + " K " + std::to_string(c.K));
+    const GemvData d = make_gemv_data(c, false, rng);
+    std::vector<float> row_scales(c.M);
+    for (float& v : row_scales) v = mantissa(rng) * 0x1p-7f;  // not powers of two: the multiply rounds
+    const std::vector<float> sums = run_gemv(c, d, ElemType::f32);
+    for (const ElemType yt : {ElemType::f32, ElemType::bf16}) {
+      const std::vector<float> got = run_gemv(c, d, yt, 0, &row_scales);
+      size_t nonzero = 0, bad = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        const float scaled = sums[i] * row_scales[i / c.N];
+        const float want = yt == ElemType::bf16 ? bf16_to_f32(bf16_from_f32(scaled)) : scaled;
+        nonzero += want != 0.0f;
+        if (f32_bits(got[i]) != f32_bits(want) && bad++ < 5)
+          ADD_FAILURE() << (yt == ElemType::bf16 ? "bf16 " : "f32 ") << "y[" << i / c.N << ", " << i % c.N
+                        << "] = " << got[i] << ", want " << want;
+      }
+      EXPECT_GT(nonzero, got.size() * 3 / 4);
+    }
+  }
 }
 
 // A NaN scale (0xFF) makes its row's outputs NaN, as in the reference; the other rows stay finite.

@@ -311,8 +311,8 @@ TEST(CudaMxfp4Linear, IntegerInputsAreBitExact) { check_every_mode(true, 0.0f); 
 TEST(CudaMxfp4Linear, IntegerInputsAreBitExactStaticInputScale) { check_every_mode(true, 0x1p-8f); }
 
 // A bf16 y is the f32 y of the same path rounded to nearest even, bit for bit, on every path: each
-// kernel rounds its own f32 value once (W4A8 through the GEMV scales the f32 product per token
-// first, in the workspace). The random weights keep every W4A16 wgmma tile to one pass.
+// kernel rounds its own f32 value once (W4A8 through the GEMV multiplies each f32 sum by its
+// token's scale first). The random weights keep every W4A16 wgmma tile to one pass.
 TEST(CudaMxfp4Linear, Bf16OutputIsTheF32OutputRounded) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const uint64_t seed = fresh_seed();

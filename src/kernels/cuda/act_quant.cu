@@ -142,17 +142,6 @@ act_fp8_quantize_kernel(const T* __restrict__ x, size_t K, bool vec, float stati
   }
 }
 
-// out[m, n] = y[m, n] · row_scales[m] over y [M, N] (n = M·N elements; out may be y): W4A8's
-// epilogue after the W4A16 GEMV, as act_fp8_scale_outputs (one f32 multiply per output), stored as
-// Out. Grid-stride; a row's outputs are contiguous.
-template <typename Out>
-__global__ void __launch_bounds__(kThreads)
-act_fp8_scale_outputs_kernel(const float* __restrict__ row_scales, size_t N, size_t n, const float* y,
-                             Out* out) {
-  for (size_t i = size_t{blockIdx.x} * kThreads + threadIdx.x; i < n; i += size_t{gridDim.x} * kThreads)
-    store_out(out, i, y[i] * row_scales[i / N]);
-}
-
 // ---- MXFP4 fake quantization ----
 
 static_assert(kMxBlock / kVec == 4, "an MX block spans 4 lanes: the shuffles below xor 1 and 2");
@@ -240,19 +229,6 @@ cudaError_t act_fp8_values_bf16_cuda(const void* x, ElemType xt, size_t M, size_
                                      float static_scale, bf16* q, float* scale, cudaStream_t stream) {
   if (!aligned(x, 16) || !aligned(q, 16)) return cudaErrorInvalidValue;
   return launch_fp8(x, xt, M, K, static_scale, q, scale, stream);
-}
-
-cudaError_t act_fp8_scale_outputs_cuda(const float* row_scales, size_t M, size_t N, const float* y,
-                                       void* out, ElemType out_type, cudaStream_t stream) {
-  if (out_type != ElemType::f32 && out_type != ElemType::bf16) return cudaErrorInvalidValue;
-  if (M == 0 || N == 0) return cudaSuccess;
-  const size_t n = M * N;
-  const unsigned grid = static_cast<unsigned>(std::min<size_t>((n + kThreads - 1) / kThreads, 65536));
-  if (out_type == ElemType::bf16)
-    act_fp8_scale_outputs_kernel<<<grid, kThreads, 0, stream>>>(row_scales, N, n, y, static_cast<bf16*>(out));
-  else
-    act_fp8_scale_outputs_kernel<<<grid, kThreads, 0, stream>>>(row_scales, N, n, y, static_cast<float*>(out));
-  return cudaGetLastError();
 }
 
 cudaError_t act_mxfp4_fake_quantize_cuda(const void* x, ElemType xt, size_t M, size_t K, bf16* xq,

@@ -204,7 +204,7 @@ template <int kNT8, typename OutT>
 __global__ void __launch_bounds__(kThreads, kMinCtas<kNT8>)
 mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* __restrict__ codes,
                         const uint32_t* __restrict__ scales, int N, OutT* __restrict__ y,
-                        int tiles_per_cta, int ksplit) {
+                        const float* __restrict__ row_scales, int tiles_per_cta, int ksplit) {
   __shared__ WarpSmem<kNT8> smem[kWarps];
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
@@ -255,7 +255,7 @@ mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* _
 #endif
 
   // The cluster's first CTA sums, per output, its warps' partials of that tile and every other
-  // rank's, in a fixed order, and writes the output once.
+  // rank's, in a fixed order, and writes the output once (times its row's scale, if given).
   if (rank == 0) {
     constexpr int kPerTile = kNT8 * 4 * 32;
     for (int item = threadIdx.x; item < tiles_per_cta * kPerTile; item += kThreads) {
@@ -272,7 +272,8 @@ mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* _
       // Accumulator c of column tile j: row g + 8·(c / 2), token 8j + 2t + c % 2.
       const int row = ln / 4 + 8 * ((i % 4) / 2), token = 8 * (i / 4) + 2 * (ln % 4) + i % 2;
       const int n = (group * tiles_per_cta + tt) * static_cast<int>(kGemvTileRows) + row;
-      if (n < N && token < M) store_out(y, size_t{static_cast<unsigned>(token)} * N + n, sum);
+      if (n < N && token < M)
+        store_out(y, size_t{static_cast<unsigned>(token)} * N + n, row_scales != nullptr ? sum * __ldg(row_scales + token) : sum);
     }
   }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -316,7 +317,7 @@ GemvPlan plan_gemv(size_t tokens, size_t N, size_t K, int sms, int ctas_per_sm, 
 
 template <int kNT8, typename OutT>
 cudaError_t launch_gemv(const bf16* x, int M, int K, const uint8_t* codes, const uint8_t* scales,
-                        int N, OutT* y, const GemvPlan& plan, cudaStream_t stream) {
+                        int N, OutT* y, const float* row_scales, const GemvPlan& plan, cudaStream_t stream) {
   const size_t groups = (mxfp4_gemv_tiles(N) + plan.tiles_per_cta - 1) / plan.tiles_per_cta;
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(static_cast<unsigned>(groups * plan.ksplit));
@@ -333,15 +334,16 @@ cudaError_t launch_gemv(const bf16* x, int M, int K, const uint8_t* codes, const
   }
   return cudaLaunchKernelEx(&cfg, mxfp4_gemv_w4a16_kernel<kNT8, OutT>, x, M, K,
                             reinterpret_cast<const uint4*>(codes),
-                            reinterpret_cast<const uint32_t*>(scales), N, y, plan.tiles_per_cta,
-                            plan.ksplit);
+                            reinterpret_cast<const uint32_t*>(scales), N, y, row_scales,
+                            plan.tiles_per_cta, plan.ksplit);
 }
 
 // One launch of up to 32 tokens: the plan for the kernel instance's measured occupancy (resident
 // CTAs per SM; queried once per instance), then the launch.
 template <int kNT8, typename OutT>
 cudaError_t plan_and_launch(const bf16* x, int M, int K, const uint8_t* codes, const uint8_t* scales,
-                            int N, OutT* y, int sms, bool clusters, cudaStream_t stream) {
+                            int N, OutT* y, const float* row_scales, int sms, bool clusters,
+                            cudaStream_t stream) {
   static const int ctas_per_sm = [] {
     int n = 0;
     return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, mxfp4_gemv_w4a16_kernel<kNT8, OutT>, kThreads, 0) ==
@@ -351,17 +353,18 @@ cudaError_t plan_and_launch(const bf16* x, int M, int K, const uint8_t* codes, c
   }();
   const GemvPlan plan = plan_gemv(static_cast<size_t>(M), static_cast<size_t>(N), static_cast<size_t>(K), sms,
                                   ctas_per_sm, clusters);
-  return launch_gemv<kNT8>(x, M, K, codes, scales, N, y, plan, stream);
+  return launch_gemv<kNT8>(x, M, K, codes, scales, N, y, row_scales, plan, stream);
 }
 
 template <typename OutT>
 cudaError_t launch_gemv_tokens(const bf16* x, int M, int K, const uint8_t* codes, const uint8_t* scales,
-                               int N, OutT* y, int sms, bool clusters, cudaStream_t stream) {
+                               int N, OutT* y, const float* row_scales, int sms, bool clusters,
+                               cudaStream_t stream) {
   switch ((M + 7) / 8) {
-    case 1: return plan_and_launch<1>(x, M, K, codes, scales, N, y, sms, clusters, stream);
-    case 2: return plan_and_launch<2>(x, M, K, codes, scales, N, y, sms, clusters, stream);
-    case 3: return plan_and_launch<3>(x, M, K, codes, scales, N, y, sms, clusters, stream);
-    default: return plan_and_launch<4>(x, M, K, codes, scales, N, y, sms, clusters, stream);
+    case 1: return plan_and_launch<1>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+    case 2: return plan_and_launch<2>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+    case 3: return plan_and_launch<3>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+    default: return plan_and_launch<4>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
   }
 }
 
@@ -412,7 +415,7 @@ void mxfp4_gemv_repack(const uint8_t* codes, const uint8_t* scales, size_t N, si
 
 cudaError_t mxfp4_gemv_w4a16_cuda(const bf16* x, size_t M, size_t K, const uint8_t* codes_rp,
                                   const uint8_t* scales_rp, size_t N, void* y, ElemType yt,
-                                  cudaStream_t stream) {
+                                  cudaStream_t stream, const float* row_scales) {
   if (M == 0 || N == 0) return cudaSuccess;
   if (K == 0 || K % kMxBlock != 0 || reinterpret_cast<uintptr_t>(x) % 16 != 0 ||
       K > (size_t{1} << 30) || N > (size_t{1} << 30) ||
@@ -429,12 +432,13 @@ cudaError_t mxfp4_gemv_w4a16_cuda(const bf16* x, size_t M, size_t K, const uint8
   for (size_t m0 = 0; m0 < M; m0 += kTokensPerLaunch) {
     const int tokens = static_cast<int>(std::min(kTokensPerLaunch, M - m0));
     const bf16* xs = x + m0 * K;
+    const float* rs = row_scales != nullptr ? row_scales + m0 : nullptr;
     const cudaError_t e =
         yt == ElemType::bf16
             ? launch_gemv_tokens(xs, tokens, static_cast<int>(K), codes_rp, scales_rp, static_cast<int>(N),
-                                 static_cast<bf16*>(y) + m0 * N, sms, major >= 9, stream)
+                                 static_cast<bf16*>(y) + m0 * N, rs, sms, major >= 9, stream)
             : launch_gemv_tokens(xs, tokens, static_cast<int>(K), codes_rp, scales_rp, static_cast<int>(N),
-                                 static_cast<float*>(y) + m0 * N, sms, major >= 9, stream);
+                                 static_cast<float*>(y) + m0 * N, rs, sms, major >= 9, stream);
     if (e != cudaSuccess) return e;
   }
   return cudaGetLastError();

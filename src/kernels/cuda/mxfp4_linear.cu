@@ -103,8 +103,9 @@ uint8_t* Mxfp4LinearCuda::workspace(size_t bytes) {
 }
 
 void Mxfp4LinearCuda::gemv(Mxfp4LinearMode mode, const bf16* x, size_t M, void* y, ElemType yt,
-                           cudaStream_t stream) const {
-  cuda_check(mxfp4_gemv_w4a16_cuda(x, M, K_, gemv_codes_.get(), gemv_scales_.get(), N_, y, yt, stream),
+                           cudaStream_t stream, const float* row_scales) const {
+  cuda_check(mxfp4_gemv_w4a16_cuda(x, M, K_, gemv_codes_.get(), gemv_scales_.get(), N_, y, yt, stream,
+                                   row_scales),
              where("mxfp4_gemv_w4a16_cuda", mode, M, N_, K_).c_str());
 }
 
@@ -129,18 +130,14 @@ void Mxfp4LinearCuda::apply_to(Mxfp4LinearMode mode, const bf16* x, size_t M, Ou
   switch (mode) {
     case Mxfp4LinearMode::w4a8:
       if (use_gemv) {
-        // q [M, K] bf16, then the row scales [M] (2·M·K is a multiple of 64: 4-byte aligned), then
-        // for a bf16 y the f32 product [M, N] before its per-token scale (16-byte aligned).
-        const size_t product_at = (2 * M * K + 4 * M + 15) / 16 * 16;
-        uint8_t* ws = workspace(kBf16Out ? product_at + 4 * M * N_ : 2 * M * K + 4 * M);
+        // q [M, K] bf16, then the row scales [M] (2·M·K is a multiple of 64: 4-byte aligned), which
+        // the GEMV applies to its f32 sums before storing y.
+        uint8_t* ws = workspace(2 * M * K + 4 * M);
         bf16* q = reinterpret_cast<bf16*>(ws);
         float* scale = reinterpret_cast<float*>(ws + 2 * M * K);
-        float* product = kBf16Out ? reinterpret_cast<float*>(ws + product_at) : reinterpret_cast<float*>(y);
         cuda_check(act_fp8_values_bf16_cuda(x, ElemType::bf16, M, K, input_scale_, q, scale, stream),
                    where("act_fp8_values_bf16_cuda", mode, M, N_, K).c_str());
-        gemv(mode, q, M, product, ElemType::f32, stream);
-        cuda_check(act_fp8_scale_outputs_cuda(scale, M, N_, product, y, kOut, stream),
-                   where("act_fp8_scale_outputs_cuda", mode, M, N_, K).c_str());
+        gemv(mode, q, M, y, kOut, stream, scale);
       } else {
         // Codes [M, K] then scales [M] (M·K is a multiple of 32: the scales stay 4-byte aligned).
         uint8_t* codes = workspace(M * K + 4 * M);

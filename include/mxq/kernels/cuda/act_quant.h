@@ -52,15 +52,12 @@ cudaError_t act_mxfp4_quantize_cuda(const void* x, ElemType xt, size_t M, size_t
 cudaError_t act_mxfp4_fake_quantize_cuda(const void* x, ElemType xt, size_t M, size_t K, bf16* xq,
                                          cudaStream_t stream);
 
-// W4A8, in two halves around a W4A16 kernel, as gemm_mxfp4_w4a8_ref: y = fl32(s_m · W4A16(q)).
-// act_fp8_values_bf16_cuda: FP8 E4M3 as act_fp8_quantize_cuda (per token when static_scale = 0, else
-// static_scale), writing each code's value q [M, K] as a bf16 (exact: 3 mantissa bits, exponents
-// -9 .. 8), as act_fp8_codes_row; scale [M] receives each row's s (may be null).
-// act_fp8_scale_outputs_cuda: out [M, N] = y [M, N] f32 · row_scales [M] per row, as
-// act_fp8_scale_outputs, stored as out_type: f32 (out may be y) or bf16 (rounded to nearest even).
+// W4A8's first half ahead of a W4A16 kernel, as gemm_mxfp4_w4a8_ref: y = fl32(s_m · W4A16(q)), the
+// GEMV applying s_m (mxfp4_gemv_w4a16_cuda's row_scales). act_fp8_values_bf16_cuda: FP8 E4M3 as
+// act_fp8_quantize_cuda (per token when static_scale = 0, else static_scale), writing each code's
+// value q [M, K] as a bf16 (exact: 3 mantissa bits, exponents -9 .. 8), as act_fp8_codes_row; scale
+// [M] receives each row's s (may be null).
 cudaError_t act_fp8_values_bf16_cuda(const void* x, ElemType xt, size_t M, size_t K,
                                      float static_scale, bf16* q, float* scale, cudaStream_t stream);
-cudaError_t act_fp8_scale_outputs_cuda(const float* row_scales, size_t M, size_t N, const float* y,
-                                       void* out, ElemType out_type, cudaStream_t stream);
 
 }  // namespace mxq

@@ -86,8 +86,10 @@ void mxfp4_gemv_repack(const uint8_t* codes, const uint8_t* scales, size_t N, si
 
 // y [M, N] (yt: bf16 or f32, row-major) = x [M, K] · Wᵀ on `stream`, with codes_rp / scales_rp the
 // repacked weights in device memory. x must be 16-byte aligned and K a multiple of 32; y is written
-// whole (no accumulation into it). Enqueues one launch per 32 rows of x and returns the first launch
-// error (cudaErrorInvalidValue for a bad K, alignment or type); does not synchronize.
+// whole (no accumulation into it). row_scales: null, or [M] f32 in device memory, and then each
+// output is the f32 sum times its row's scale (one f32 multiply, before a bf16 y's rounding: W4A8's
+// per-token scale, as act_fp8_scale_outputs). Enqueues one launch per 32 rows of x and returns the
+// first launch error (cudaErrorInvalidValue for a bad K, alignment or type); does not synchronize.
 //
 // Work split: each CTA (8 warps) owns 1-8 row tiles (up to 16 at 25-32 tokens, two per warp) and a
 // range of K steps; its warps take the tiles' steps in turn (one warp per tile, or pair of tiles,
@@ -98,6 +100,6 @@ void mxfp4_gemv_repack(const uint8_t* codes, const uint8_t* scales, size_t N, si
 // the SM count and the kernel's occupancy (plan_gemv in the source).
 cudaError_t mxfp4_gemv_w4a16_cuda(const bf16* x, size_t M, size_t K, const uint8_t* codes_rp,
                                   const uint8_t* scales_rp, size_t N, void* y, ElemType yt,
-                                  cudaStream_t stream);
+                                  cudaStream_t stream, const float* row_scales = nullptr);
 
 }  // namespace mxq

@@ -25,9 +25,9 @@
 // How each mode reaches them:
 //   W4A16  x as it is.
 //   W4A8   The reference: y = fl32(s_m · Σ q·w), q the E4M3 values, s_m the row's scale. GEMV:
-//          act_fp8_values_bf16_cuda writes q as bf16 (exact) and s, the W4A16 GEMV sums, and
-//          act_fp8_scale_outputs_cuda multiplies each row by s: the reference up to f32 summation
-//          order. GEMM: act_fp8_quantize_cuda writes the E4M3 codes and s for the FP8 wgmma (QGMMA),
+//          act_fp8_values_bf16_cuda writes q as bf16 (exact) and s, and the W4A16 GEMV sums and
+//          multiplies each output by its row's s before storing it: the reference up to f32
+//          summation order. GEMM: act_fp8_quantize_cuda writes the E4M3 codes and s for the FP8 wgmma (QGMMA),
 //          which multiplies q · w exactly and applies s in its epilogue: the reference up to
 //          summation order in the FP8 tensor core's shorter accumulator.
 //   W4A4   act_mxfp4_fake_quantize_cuda writes x̂ = E2M1 × 2^(e − 127) as bf16, exactly (every finite
@@ -45,8 +45,7 @@
 // Memory: the GEMV layout always (~0.53 bytes per weight; the sm_80 GEMM reads it too) and one wgmma
 // layout per operand type the prepared modes need (BF16 for W4A16 / W4A4, E4M3 for W4A8; ~0.52 bytes
 // per weight each; built on sm_90a only). apply() keeps a workspace for the quantized activations
-// (2·M·K bytes, + 4·M for W4A8's scales, + 4·M·N for a bf16 y at W4A8's GEMV sizes, whose f32 result
-// is scaled per token before rounding) that grows at the first call with a larger M: a cudaMalloc,
+// (2·M·K bytes, + 4·M for W4A8's scales) that grows at the first call with a larger M: a cudaMalloc,
 // which synchronizes the device, so call apply() once at the largest M before capturing it in a CUDA
 // graph.
 #pragma once
@@ -115,7 +114,8 @@ class Mxfp4LinearCuda {
                           size_t K, Sm90Buffers& out, cudaStream_t stream);
   template <typename Out>
   void apply_to(Mxfp4LinearMode mode, const bf16* x, size_t M, Out* y, cudaStream_t stream);
-  void gemv(Mxfp4LinearMode mode, const bf16* x, size_t M, void* y, ElemType yt, cudaStream_t stream) const;
+  void gemv(Mxfp4LinearMode mode, const bf16* x, size_t M, void* y, ElemType yt, cudaStream_t stream,
+            const float* row_scales = nullptr) const;
   uint8_t* workspace(size_t bytes);
 
   size_t N_ = 0, K_ = 0;
