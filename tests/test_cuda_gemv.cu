@@ -125,7 +125,8 @@ std::vector<float> run_gemv(const GemvCase& c, const GemvData& d, ElemType yt, i
   mxfp4_gemv_repack(d.codes.data(), d.scales.data(), c.N, c.K, codes_rp.data(), scales_rp.data());
   const auto x_dev = to_device(d.x);
   const auto codes_dev = to_device(codes_rp), scales_dev = to_device(scales_rp);
-  const DeviceBuffer<float> row_scales_dev = row_scales != nullptr ? to_device(*row_scales) : DeviceBuffer<float>();
+  const DeviceBuffer<float> row_scales_dev =
+      row_scales != nullptr ? to_device(*row_scales) : DeviceBuffer<float>();
   const size_t esize = yt == ElemType::bf16 ? 2 : 4;
   GuardedOutput y(c.M * c.N * esize);
   const bool sm80 = sm80_cta_tiles != 0;
@@ -135,7 +136,8 @@ std::vector<float> run_gemv(const GemvCase& c, const GemvData& d, ElemType yt, i
                "gemm_mxfp4_w4a16_sm80");
   else
     cuda_check(mxfp4_gemv_w4a16_cuda(x_dev.get(), c.M, c.K, codes_dev.get(), scales_dev.get(), c.N,
-                                     y.get(), yt, nullptr, row_scales != nullptr ? row_scales_dev.get() : nullptr),
+                                     y.get(), yt, nullptr,
+                                     row_scales != nullptr ? row_scales_dev.get() : nullptr),
                "mxfp4_gemv_w4a16_cuda");
   cuda_check(cudaDeviceSynchronize(), sm80 ? "gemm_mxfp4_w4a16_sm80 (kernel)" : "mxfp4_gemv_w4a16_cuda (kernel)");
   const std::vector<uint8_t> bytes = y.download();

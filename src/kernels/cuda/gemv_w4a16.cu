@@ -272,8 +272,10 @@ mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* _
       // Accumulator c of column tile j: row g + 8·(c / 2), token 8j + 2t + c % 2.
       const int row = ln / 4 + 8 * ((i % 4) / 2), token = 8 * (i / 4) + 2 * (ln % 4) + i % 2;
       const int n = (group * tiles_per_cta + tt) * static_cast<int>(kGemvTileRows) + row;
-      if (n < N && token < M)
-        store_out(y, size_t{static_cast<unsigned>(token)} * N + n, row_scales != nullptr ? sum * __ldg(row_scales + token) : sum);
+      if (n < N && token < M) {
+        const float out = row_scales != nullptr ? sum * __ldg(row_scales + token) : sum;
+        store_out(y, size_t{static_cast<unsigned>(token)} * N + n, out);
+      }
     }
   }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -289,7 +291,7 @@ struct GemvPlan {
 // The split of the work: tiles per CTA (a power of 2 from the warp's row tiles up to kWarps times
 // that) and a K split over a cluster of ksplit CTAs, the pair of lowest modelled time. The model,
 // fitted to a sweep of every pair on an H100 at M = 1, 16, 24, 32 over the 7 benchmark shapes (docs/
-// BENCHMARKS.md, "GEMV work split"), picks within 4% of the sweep's fastest pair on all 28: CTAs
+// BENCHMARKS.md, "the GEMV's work split"), picks within 4% of the sweep's fastest pair on all 28: CTAs
 // run in rounds of (SMs × resident CTAs per SM); a CTA takes its warps' tile-steps plus ~6 steps'
 // worth to start, drain its ring and store, and a K split ~8 more (two cluster barriers and the
 // partials read across the cluster), 12 above 2 ranks. Small matrices thus get one tile per CTA and
@@ -297,7 +299,8 @@ struct GemvPlan {
 // 8 (16) tiles per CTA, so fewer CTAs start. Ties go to fewer tiles per CTA, then fewer ranks.
 GemvPlan plan_gemv(size_t tokens, size_t N, size_t K, int sms, int ctas_per_sm, bool clusters) {
   const int warp_tile_count = warp_tiles(static_cast<int>((tokens + 7) / 8));
-  const double tiles = static_cast<double>(mxfp4_gemv_tiles(N)), steps = static_cast<double>(mxfp4_gemv_steps(K));
+  const double tiles = static_cast<double>(mxfp4_gemv_tiles(N));
+  const double steps = static_cast<double>(mxfp4_gemv_steps(K));
   const double slots = static_cast<double>(sms) * std::max(ctas_per_sm, 1);
   constexpr double kCtaSteps = 6.0, kSplitSteps = 8.0, kWideSplitSteps = 4.0;
   GemvPlan best{warp_tile_count, 1};
@@ -346,10 +349,8 @@ cudaError_t plan_and_launch(const bf16* x, int M, int K, const uint8_t* codes, c
                             cudaStream_t stream) {
   static const int ctas_per_sm = [] {
     int n = 0;
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, mxfp4_gemv_w4a16_kernel<kNT8, OutT>, kThreads, 0) ==
-                   cudaSuccess
-               ? n
-               : 1;
+    const auto kernel = mxfp4_gemv_w4a16_kernel<kNT8, OutT>;
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, 0) == cudaSuccess ? n : 1;
   }();
   const GemvPlan plan = plan_gemv(static_cast<size_t>(M), static_cast<size_t>(N), static_cast<size_t>(K), sms,
                                   ctas_per_sm, clusters);
