@@ -29,6 +29,7 @@
 
 #include "mxq/kernels/cuda/mx_convert.h"
 #include "mxq/kernels/cuda/mx_convert_math.h"
+#include "grid_dependency.cuh"
 #include "output_store.cuh"
 
 namespace mxq {
@@ -106,6 +107,7 @@ template <typename T, typename Out>
 __global__ void __launch_bounds__(kThreads)
 act_fp8_quantize_kernel(const T* __restrict__ x, size_t K, bool vec, float static_scale,
                         Out* __restrict__ out, float* __restrict__ scale) {
+  allow_dependent_grids();  // the GEMV after this one may start streaming its weights
   const T* xr = x + blockIdx.x * K;
   Out* cr = out + blockIdx.x * K;
   float s = static_scale;
@@ -167,6 +169,7 @@ __device__ __forceinline__ void load8_raw(const float* p, uint32_t (&bits)[kVec]
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 act_mxfp4_fake_quantize_kernel(const T* __restrict__ x, size_t n, bf16* __restrict__ xq) {
+  allow_dependent_grids();  // the GEMV after this one may start streaming its weights
   const size_t i0 = (size_t{blockIdx.x} * kThreads + threadIdx.x) * kVec;
   uint32_t bits[kVec] = {};
   if (i0 < n) load8_raw(x + i0, bits);

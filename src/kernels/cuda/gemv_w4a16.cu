@@ -36,6 +36,7 @@
 #include <string>
 
 #include "mxq/error.h"
+#include "grid_dependency.cuh"
 #include "mxfp4_mma_fragments.cuh"
 #include "output_store.cuh"
 
@@ -175,6 +176,8 @@ __device__ __forceinline__ void warp_steps(const uint4* codes, const uint32_t* s
   };
 #pragma unroll
   for (int s = 0; s < kRing - 1; ++s) fetch(s, s);
+  // The weights do not depend on the kernel before this one; the activations may (its output).
+  wait_for_prior_grids();
   for (int i0 = 0; i0 < count; i0 += kRing) {
 #pragma unroll
     for (int s = 0; s < kRing; ++s) {
@@ -255,7 +258,9 @@ mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* _
 #endif
 
   // The cluster's first CTA sums, per output, its warps' partials of that tile and every other
-  // rank's, in a fixed order, and writes the output once (times its row's scale, if given).
+  // rank's, in a fixed order, and writes the output once (times its row's scale, if given). Every
+  // thread stores, so every thread first waits for the kernel before (warps without a tile have not).
+  wait_for_prior_grids();
   if (rank == 0) {
     constexpr int kPerTile = kNT8 * 4 * 32;
     for (int item = threadIdx.x; item < tiles_per_cta * kPerTile; item += kThreads) {
@@ -320,21 +325,24 @@ GemvPlan plan_gemv(size_t tokens, size_t N, size_t K, int sms, int ctas_per_sm, 
 
 template <int kNT8, typename OutT>
 cudaError_t launch_gemv(const bf16* x, int M, int K, const uint8_t* codes, const uint8_t* scales,
-                        int N, OutT* y, const float* row_scales, const GemvPlan& plan, cudaStream_t stream) {
+                        int N, OutT* y, const float* row_scales, const GemvPlan& plan, bool sm90,
+                        cudaStream_t stream) {
   const size_t groups = (mxfp4_gemv_tiles(N) + plan.tiles_per_cta - 1) / plan.tiles_per_cta;
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(static_cast<unsigned>(groups * plan.ksplit));
   cfg.blockDim = dim3(kThreads);
   cfg.stream = stream;
-  cudaLaunchAttribute cluster{};
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = static_cast<unsigned>(plan.ksplit);
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = 1;
-  if (plan.ksplit > 1) {
-    cfg.attrs = &cluster;
-    cfg.numAttrs = 1;
-  }
+  // On sm_90 the launch may overlap the kernel before it (grid_dependency.cuh): the CTAs start
+  // streaming weights while, e.g., the activation quantization still runs.
+  cudaLaunchAttribute attrs[2] = {};
+  attrs[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attrs[0].val.programmaticStreamSerializationAllowed = 1;
+  attrs[1].id = cudaLaunchAttributeClusterDimension;
+  attrs[1].val.clusterDim.x = static_cast<unsigned>(plan.ksplit);
+  attrs[1].val.clusterDim.y = 1;
+  attrs[1].val.clusterDim.z = 1;
+  cfg.attrs = sm90 ? attrs : attrs + 1;
+  cfg.numAttrs = (sm90 ? 1 : 0) + (plan.ksplit > 1 ? 1 : 0);
   return cudaLaunchKernelEx(&cfg, mxfp4_gemv_w4a16_kernel<kNT8, OutT>, x, M, K,
                             reinterpret_cast<const uint4*>(codes),
                             reinterpret_cast<const uint32_t*>(scales), N, y, row_scales,
@@ -354,7 +362,7 @@ cudaError_t plan_and_launch(const bf16* x, int M, int K, const uint8_t* codes, c
   }();
   const GemvPlan plan = plan_gemv(static_cast<size_t>(M), static_cast<size_t>(N), static_cast<size_t>(K), sms,
                                   ctas_per_sm, clusters);
-  return launch_gemv<kNT8>(x, M, K, codes, scales, N, y, row_scales, plan, stream);
+  return launch_gemv<kNT8>(x, M, K, codes, scales, N, y, row_scales, plan, clusters, stream);
 }
 
 template <typename OutT>

@@ -1,0 +1,26 @@
+// grid_dependency.cuh — programmatic dependent launch (sm_90) for the decode path's kernel chains
+// (activation quantization, then the GEMV). A kernel launched with
+// cudaLaunchAttributeProgrammaticStreamSerialization may start while the kernel before it in the
+// stream is still running, so it can issue the loads that depend on nothing earlier (the weights)
+// before it waits. Included by the CUDA kernel sources only.
+#pragma once
+
+namespace mxq {
+
+// Blocks until every grid this one depends on has completed and its memory writes are visible; a
+// no-op for a kernel launched without the attribute, and below sm_90.
+__device__ __forceinline__ void wait_for_prior_grids() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Lets the next kernel in the stream, if it was launched with the attribute, start now (it still
+// waits for this one's completion before it reads what this one writes).
+__device__ __forceinline__ void allow_dependent_grids() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+}  // namespace mxq
