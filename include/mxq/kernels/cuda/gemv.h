@@ -90,6 +90,9 @@ void mxfp4_gemv_repack(const uint8_t* codes, const uint8_t* scales, size_t N, si
 // output is the f32 sum times its row's scale (one f32 multiply, before a bf16 y's rounding: W4A8's
 // per-token scale, as act_fp8_scale_outputs). Enqueues one launch per 32 rows of x and returns the
 // first launch error (cudaErrorInvalidValue for a bad K, alignment or type); does not synchronize.
+// On sm_90 the launches use programmatic dependent launch: a launch may start while the kernel
+// before it in the stream still runs and stream weights, but it reads x and row_scales and writes y
+// only once that kernel has completed (stream order as usual for everything the caller sees).
 //
 // Work split: each CTA (8 warps) owns 1-8 row tiles (up to 16 at 25-32 tokens, two per warp) and a
 // range of K steps; its warps take the tiles' steps in turn (one warp per tile, or pair of tiles,
