@@ -212,9 +212,9 @@ const char* path_name(Path p) {
 
 // The kernel the default dispatch runs (mxfp4_linear.h): the GEMV up to default_gemv_max_m, then the
 // wgmma GEMM on sm_90a, elsewhere the sm_80 GEMM (W4A8: the GEMV).
-Path dispatched(Mxfp4LinearMode mode, size_t M, bool has_wgmma) {
-  if (M <= Mxfp4LinearCuda::default_gemv_max_m(mode)) return Path::gemv;
-  if (has_wgmma) return Path::gemm;
+Path dispatched(const Mxfp4LinearCuda& layer, Mxfp4LinearMode mode, size_t M) {
+  if (M <= layer.default_gemv_max_m(mode)) return Path::gemv;
+  if (layer.has_wgmma()) return Path::gemm;
   return mode == Mxfp4LinearMode::w4a8 ? Path::gemv : Path::gemm_sm80;
 }
 
@@ -283,7 +283,7 @@ void check_every_mode(bool integer, float input_scale) {
           EXPECT_EQ(0, std::memcmp(got.data(), picked.data(), got.size() * 4));
           continue;
         }
-        if (path == dispatched(mode, M, layer.has_wgmma())) picked = got;
+        if (path == dispatched(layer, mode, M)) picked = got;
         const OutputCheck c =
             check_outputs(got, want, mag, tolerance_fraction(mode, path == Path::gemm), integer, kN);
         EXPECT_EQ(0u, c.bad);

@@ -33,14 +33,21 @@ const char* mxfp4_linear_mode_name(Mxfp4LinearMode mode) {
 }
 
 // Measured per mode on an H100 (bench_gemm_cuda's crossover table, 2026-11-26, docs/BENCHMARKS.md
-// "GEMV work split"; 4096x4096, 28672x4096, 4096x14336, 2880x4096, M from 8 to 256). The GEMM's
-// time is flat up to M = 128 (one token tile per weight tile); the GEMV's grows by about one pass
-// over the weights per 32 tokens. With plan_gemv's work split the GEMV is faster up to M = 64 in
-// every mode on all four shapes (W4A16 at M = 64: 27.5 / 93.2 / 52.3 / 26.9 us against the GEMM's
-// 35.9 / 108.1 / 107.0 / 35.7), and the GEMM from M = 96 on all but 4096x14336 (GEMV up to 128)
-// and W4A8 (up to 128 but on 28672x4096). The switch sits at 64 for every mode. Re-measure when
+// "the dispatcher"; 4096x4096, 28672x4096, 4096x14336, 2880x4096, M from 8 to 256, weights whose
+// (row, K-tile) blocks lie within FP8's window as on the real checkpoint measured). The GEMM's time
+// is flat up to M = 128 or more; the GEMV's grows by about a pass over the weights per 32 tokens.
+// W4A16 and W4A4: the GEMV is faster up to M = 64 on all four shapes (W4A16 at M = 64: 27.4 /
+// 97.6 / 54.1 / 26.5 us against the GEMM's 35.5 / 107.5 / 107.5 / 35.9). W4A8: its FP8 GEMM fills
+// every SM at small M once the weight has a 128-row tile per SM, and then beats the GEMV's second
+// launch (28672x4096 at M = 48: 58.9 against 91.7 us); with fewer row tiles than SMs the GEMV still
+// wins at 64 (4096x14336: 60.6 against 89.8; 4096x4096: 31.4 against 32.8). Re-measure when
 // either kernel changes.
-size_t Mxfp4LinearCuda::default_gemv_max_m(Mxfp4LinearMode) { return 64; }
+size_t Mxfp4LinearCuda::default_gemv_max_m(Mxfp4LinearMode mode) const {
+  constexpr size_t kGemmTileRows = 128;  // weight rows per CTA tile of the wgmma GEMMs
+  if (mode == Mxfp4LinearMode::w4a8 && (N_ + kGemmTileRows - 1) / kGemmTileRows >= static_cast<size_t>(sms_))
+    return 32;
+  return 64;
+}
 
 void Mxfp4LinearCuda::upload_sm90(Sm90Operand op, const uint8_t* codes, const uint8_t* scales,
                                   size_t N, size_t K, Sm90Buffers& out, cudaStream_t stream) {
@@ -75,6 +82,8 @@ void Mxfp4LinearCuda::prepare(const uint8_t* codes, const uint8_t* scales, size_
   cuda_check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device),
              "Mxfp4LinearCuda::prepare: compute capability");
   sm90_ = major == 9 && minor == 0;  // the wgmma kernels are built for sm_90a alone
+  cuda_check(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device),
+             "Mxfp4LinearCuda::prepare: SM count");
 
   // A second prepare() replaces the first: no layout of the old weight may survive it.
   sm90_bf16_ = Sm90Buffers{};

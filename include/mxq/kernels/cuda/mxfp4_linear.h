@@ -69,9 +69,9 @@ const char* mxfp4_linear_mode_name(Mxfp4LinearMode mode);  // "W4A16", "W4A8", "
 
 class Mxfp4LinearCuda {
  public:
-  // The largest M that takes the GEMV on sm_90a, by mode (measured on an H100: docs/BENCHMARKS.md,
-  // "The dispatcher: GEMV or GEMM").
-  static size_t default_gemv_max_m(Mxfp4LinearMode mode);
+  // The largest M that takes the GEMV on sm_90a, by mode and by the prepared weight's N on this
+  // device (measured on an H100: docs/BENCHMARKS.md, "the dispatcher").
+  size_t default_gemv_max_m(Mxfp4LinearMode mode) const;
 
   // codes [N, K/2], scales [N, K/32] in host memory (K a multiple of 32; throws mxq::Error
   // otherwise); input_scale: W4A8's static activation scale, 0 for per-token dynamic scales; modes:
@@ -121,6 +121,7 @@ class Mxfp4LinearCuda {
   size_t N_ = 0, K_ = 0;
   float input_scale_ = 0.0f;
   bool sm90_ = false;
+  int sms_ = 1;  // the device's SM count (prepare)
   bool prepared_[3] = {false, false, false};  // by Mxfp4LinearMode
   DeviceBuffer<uint8_t> gemv_codes_, gemv_scales_;
   Sm90Buffers sm90_bf16_, sm90_e4m3_;
