@@ -25,7 +25,11 @@
 // faster was the lower register count (more warps to issue the conversion), not depth: a ring of 8
 // was slower than one of 4. Activations are small and shared by every tile: plain cached loads,
 // issued before the step's wait so that their L1 / L2 latency overlaps it. At 25-32 tokens each warp
-// converts two row tiles per step against one such load (4 KB per warp and step at 32 tokens).
+// converts two row tiles per step against one such load (4 KB per warp and step at 32 tokens). They
+// are what keeps 16 tokens from the weight stream's pace: on the LM head at M = 16, L1 runs at 83%
+// of its throughput and the kernel takes 141 us, 111 with the loads removed (docs/BENCHMARKS.md).
+// On sm_90 a launch may overlap the kernel before it (grid_dependency.cuh): the ring's first steps
+// go out before the wait for that kernel's output.
 #include "mxq/kernels/cuda/gemv.h"
 
 #include <cooperative_groups.h>
