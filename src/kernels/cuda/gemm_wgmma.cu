@@ -43,6 +43,7 @@
 #include <type_traits>
 
 #include "mxq/error.h"
+#include "grid_dependency.cuh"
 #include "output_store.cuh"
 
 namespace mxq {
@@ -520,6 +521,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
+  // Launched to overlap the kernel before it (grid_dependency.cuh), typically the activations'
+  // quantization: the CTA's set-up above ran early; everything below reads x or its scales, or
+  // writes y.
+  wait_for_prior_grids();
 
   if (warp < 4) {
     // Producer warpgroup: gives up registers; thread 0 issues every copy.
@@ -720,9 +725,18 @@ cudaError_t launch_tiles(const CUtensorMap& map, const float* act_scale, size_t 
     return e;
   const size_t tiles = tile_count(M, w.N, kTokens);
   const unsigned grid = static_cast<unsigned>(std::min<size_t>(tiles, static_cast<size_t>(sms)));
-  kernel<<<grid, kThreads, L::kSmem, stream>>>(map, act_scale, static_cast<int>(M), static_cast<int>(K),
-                                               w.codes, w.meta, w.passes, static_cast<int>(w.N), y);
-  return cudaGetLastError();
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(grid);
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = L::kSmem;
+  cfg.stream = stream;
+  cudaLaunchAttribute pdl{};
+  pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  pdl.val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = &pdl;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, kernel, map, act_scale, static_cast<int>(M), static_cast<int>(K), w.codes,
+                            w.meta, w.passes, static_cast<int>(w.N), y);
 }
 
 template <Sm90Operand kOp, typename Out>
