@@ -15,7 +15,8 @@
 // a second table times its two kernels (GEMV, wgmma GEMM) per mode over M to place the crossover.
 //
 //   build/release/bench/bench_gemm_cuda [prefix]   (prefix: only the kernels whose name starts so,
-//                                                   without the activation and crossover tables)
+//                                                   without the activation, crossover and decode
+//                                                   chain tables; "chain": the decode chain alone)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -115,21 +116,24 @@ double gemv_w4a16_us(bench::Timer& timer, int M, int N, int K) {
 // on the real checkpoint measured (docs/BENCHMARKS.md: 0 of 898,560 pairs of SmolLM2-135M need a
 // second pass); a uniform 16-binade spread would put a second pass into nearly every K-tile of a
 // 64-row warpgroup and time W4A8's worst case instead.
+std::unique_ptr<Mxfp4LinearCuda> random_linear_layer(int N, int K, std::initializer_list<Mxfp4LinearMode> modes) {
+  std::vector<uint8_t> codes(size_t{1} * N * K / 2), scales(size_t{1} * N * K / 32);
+  uint64_t state = 0x9E3779B97F4A7C15ull ^ (uint64_t{static_cast<uint32_t>(N)} << 32 | static_cast<uint32_t>(K));
+  auto next = [&state] { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state; };
+  for (size_t i = 0; i < codes.size(); i += 8) {
+    const uint64_t r = next();
+    std::memcpy(codes.data() + i, &r, std::min<size_t>(8, codes.size() - i));
+  }
+  for (auto& b : scales) b = static_cast<uint8_t>(118 + next() % 12);
+  auto layer = std::make_unique<Mxfp4LinearCuda>();
+  layer->prepare(codes.data(), scales.data(), N, K, 0.0f, modes);
+  return layer;
+}
 Mxfp4LinearCuda& linear_layer(int N, int K) {
   static std::unique_ptr<Mxfp4LinearCuda> layer;
   if (!layer || layer->N() != static_cast<size_t>(N) || layer->K() != static_cast<size_t>(K)) {
-    std::vector<uint8_t> codes(size_t{1} * N * K / 2), scales(size_t{1} * N * K / 32);
-    uint64_t state = 0x9E3779B97F4A7C15ull ^ (uint64_t{static_cast<uint32_t>(N)} << 32 | static_cast<uint32_t>(K));
-    auto next = [&state] { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state; };
-    for (size_t i = 0; i < codes.size(); i += 8) {
-      const uint64_t r = next();
-      std::memcpy(codes.data() + i, &r, std::min<size_t>(8, codes.size() - i));
-    }
-    for (auto& b : scales) b = static_cast<uint8_t>(118 + next() % 12);
     layer.reset();  // free the previous layer's device memory first
-    layer = std::make_unique<Mxfp4LinearCuda>();
-    layer->prepare(codes.data(), scales.data(), N, K, 0.0f,
-                   {Mxfp4LinearMode::w4a16, Mxfp4LinearMode::w4a8, Mxfp4LinearMode::w4a4});
+    layer = random_linear_layer(N, K, {Mxfp4LinearMode::w4a16, Mxfp4LinearMode::w4a8, Mxfp4LinearMode::w4a4});
   }
   return *layer;
 }
@@ -273,6 +277,50 @@ void act_quant_table(bench::Timer& timer, double copy_gbs) {
 
 }  // namespace
 
+// One decode step's linear layers back to back on one stream, the way a model runs them: a
+// Llama-3-8B layer's seven projections (q, k, v, o, gate, up, down) through Mxfp4LinearCuda::apply
+// (W4A16, bf16 y, the dispatch's kernel) and cuBLAS BF16's seven GEMMs, each chain timed as one op
+// (cold L2 before it, median of 50). "alone": the sum of the seven applies timed one by one, each
+// after its own L2 flush; what the chain saves over it is the gaps between launches and, on sm_90,
+// each GEMV's weight prologue running under the kernel before it (programmatic dependent launch).
+void decode_chain_table(bench::Timer& timer) {
+  struct Projection {
+    const char* name;
+    int N, K;
+  };
+  const Projection layer[] = {{"q", 4096, 4096},     {"k", 1024, 4096},    {"v", 1024, 4096},
+                              {"o", 4096, 4096},     {"gate", 14336, 4096}, {"up", 14336, 4096},
+                              {"down", 4096, 14336}};
+  std::vector<std::unique_ptr<Mxfp4LinearCuda>> mxq;
+  for (const Projection& p : layer) mxq.push_back(random_linear_layer(p.N, p.K, {Mxfp4LinearMode::w4a16}));
+  std::printf("\ndecode chain (Llama-3-8B layer: q k v o gate up down, W4A16, bf16 y)\n%5s %12s %12s %14s %8s\n",
+              "M", "mxq us", "alone us", "cuBLAS bf16 us", "xBF16");
+  cublasHandle_t h = nullptr;
+  CUBLAS_CHECK(cublasCreate(&h));
+  for (const int M : {1, 16}) {
+    bf16* x = nullptr;
+    bf16* y = nullptr;
+    CUDA_CHECK(cudaMalloc(&x, size_t{2} * M * 14336));
+    CUDA_CHECK(cudaMalloc(&y, size_t{2} * M * 14336));
+    fill(x, size_t{2} * M * 14336, 5, 2);
+    for (auto& l : mxq) l->apply(Mxfp4LinearMode::w4a16, x, M, y, nullptr);  // workspaces, plans
+    const double chain = timer.median_us([&](int) {
+      for (auto& l : mxq) l->apply(Mxfp4LinearMode::w4a16, x, M, y, nullptr);
+    });
+    double alone = 0.0;
+    for (auto& l : mxq) alone += timer.median_us([&](int) { l->apply(Mxfp4LinearMode::w4a16, x, M, y, nullptr); });
+    std::vector<std::unique_ptr<bench::BaselineOperands>> ops;
+    for (const Projection& p : layer) ops.push_back(std::make_unique<bench::BaselineOperands>(M, p.N, p.K, 2));
+    const double cublas = timer.median_us([&](int) {
+      for (size_t i = 0; i < std::size(layer); ++i) bench::cublas_bf16_gemm(h, M, layer[i].N, layer[i].K, *ops[i]);
+    });
+    std::printf("%5d %12.2f %12.2f %14.2f %8.2f\n", M, chain, alone, cublas, cublas / chain);
+    CUDA_CHECK(cudaFree(x));
+    CUDA_CHECK(cudaFree(y));
+  }
+  CUBLAS_CHECK(cublasDestroy(h));
+}
+
 int main(int argc, char** argv) {
   const std::string only = argc > 1 ? argv[1] : "";
   bench::print_device();
@@ -339,5 +387,6 @@ int main(int argc, char** argv) {
     act_quant_table(timer, copy_gbs);
     crossover_table(timer);
   }
+  if (only.empty() || only == "chain") decode_chain_table(timer);
   return 0;
 }

@@ -50,17 +50,20 @@ struct BaselineOperands {
   BaselineOperands& operator=(const BaselineOperands&) = delete;
 };
 
-// Column-major view: y as C [N × M] = Wᵀ-op(A [K × N]) · B [K × M] (TN, the layout FP8 needs).
+// Enqueues the BF16 product on h's stream. Column-major view: y as C [N × M] = Wᵀ-op(A [K × N]) ·
+// B [K × M] (TN, the layout FP8 needs).
+inline void cublas_bf16_gemm(cublasHandle_t h, int M, int N, int K, const BaselineOperands& ops) {
+  const float alpha = 1.0f, beta = 0.0f;
+  CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, ops.w, CUDA_R_16BF, K, ops.x,
+                            CUDA_R_16BF, K, &beta, ops.y, CUDA_R_16BF, N, CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT));
+}
+
 inline double cublas_bf16_us(Timer& timer, int M, int N, int K) {
   BaselineOperands ops(M, N, K, 2);
   cublasHandle_t h = nullptr;
   CUBLAS_CHECK(cublasCreate(&h));
-  const float alpha = 1.0f, beta = 0.0f;
-  const double us = timer.median_us([&](int) {
-    CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, ops.w, CUDA_R_16BF, K,
-                              ops.x, CUDA_R_16BF, K, &beta, ops.y, CUDA_R_16BF, N,
-                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  });
+  const double us = timer.median_us([&](int) { cublas_bf16_gemm(h, M, N, K, ops); });
   CUBLAS_CHECK(cublasDestroy(h));
   return us;
 }

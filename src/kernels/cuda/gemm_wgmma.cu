@@ -734,7 +734,7 @@ cudaError_t launch_tiles(const CUtensorMap& map, const float* act_scale, size_t 
   pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   pdl.val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = &pdl;
-  cfg.numAttrs = 1;
+  cfg.numAttrs = kDependentLaunch ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, map, act_scale, static_cast<int>(M), static_cast<int>(K), w.codes,
                             w.meta, w.passes, static_cast<int>(w.N), y);
 }

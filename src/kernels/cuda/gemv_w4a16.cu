@@ -345,8 +345,9 @@ cudaError_t launch_gemv(const bf16* x, int M, int K, const uint8_t* codes, const
   attrs[1].val.clusterDim.x = static_cast<unsigned>(plan.ksplit);
   attrs[1].val.clusterDim.y = 1;
   attrs[1].val.clusterDim.z = 1;
-  cfg.attrs = sm90 ? attrs : attrs + 1;
-  cfg.numAttrs = (sm90 ? 1 : 0) + (plan.ksplit > 1 ? 1 : 0);
+  const bool dependent = sm90 && kDependentLaunch;
+  cfg.attrs = dependent ? attrs : attrs + 1;
+  cfg.numAttrs = (dependent ? 1 : 0) + (plan.ksplit > 1 ? 1 : 0);
   return cudaLaunchKernelEx(&cfg, mxfp4_gemv_w4a16_kernel<kNT8, OutT>, x, M, K,
                             reinterpret_cast<const uint4*>(codes),
                             reinterpret_cast<const uint32_t*>(scales), N, y, row_scales,

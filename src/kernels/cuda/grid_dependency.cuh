@@ -5,7 +5,14 @@
 // before it waits. Included by the CUDA kernel sources only.
 #pragma once
 
+#ifndef MXQ_DEPENDENT_LAUNCH  // benchmark builds may set 0 to time the launches without it
+#define MXQ_DEPENDENT_LAUNCH 1
+#endif
+
 namespace mxq {
+
+// Whether the launchers ask for programmatic dependent launch (on sm_90).
+inline constexpr bool kDependentLaunch = MXQ_DEPENDENT_LAUNCH != 0;
 
 // Blocks until every grid this one depends on has completed and its memory writes are visible; a
 // no-op for a kernel launched without the attribute, and below sm_90.
