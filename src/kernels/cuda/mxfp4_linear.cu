@@ -44,9 +44,8 @@ const char* mxfp4_linear_mode_name(Mxfp4LinearMode mode) {
 // either kernel changes.
 size_t Mxfp4LinearCuda::default_gemv_max_m(Mxfp4LinearMode mode) const {
   constexpr size_t kGemmTileRows = 128;  // weight rows per CTA tile of the wgmma GEMMs
-  if (mode == Mxfp4LinearMode::w4a8 && (N_ + kGemmTileRows - 1) / kGemmTileRows >= static_cast<size_t>(sms_))
-    return 32;
-  return 64;
+  const size_t row_tiles = (N_ + kGemmTileRows - 1) / kGemmTileRows;
+  return mode == Mxfp4LinearMode::w4a8 && row_tiles >= static_cast<size_t>(sms_) ? 32 : 64;
 }
 
 void Mxfp4LinearCuda::upload_sm90(Sm90Operand op, const uint8_t* codes, const uint8_t* scales,

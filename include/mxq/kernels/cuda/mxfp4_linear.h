@@ -27,9 +27,9 @@
 //   W4A8   The reference: y = fl32(s_m · Σ q·w), q the E4M3 values, s_m the row's scale. GEMV:
 //          act_fp8_values_bf16_cuda writes q as bf16 (exact) and s, and the W4A16 GEMV sums and
 //          multiplies each output by its row's s before storing it: the reference up to f32
-//          summation order. GEMM: act_fp8_quantize_cuda writes the E4M3 codes and s for the FP8 wgmma (QGMMA),
-//          which multiplies q · w exactly and applies s in its epilogue: the reference up to
-//          summation order in the FP8 tensor core's shorter accumulator.
+//          summation order. GEMM: act_fp8_quantize_cuda writes the E4M3 codes and s for the FP8
+//          wgmma (QGMMA), which multiplies q · w exactly and applies s in its epilogue: the
+//          reference up to summation order in the FP8 tensor core's shorter accumulator.
 //   W4A4   act_mxfp4_fake_quantize_cuda writes x̂ = E2M1 × 2^(e − 127) as bf16, exactly (every finite
 //          such value is a bf16; act_quant.h gives the range and the overflow at the top), then the
 //          W4A16 GEMV or the BF16 wgmma GEMM: gemm_mxfp4_w4a4_ref exactly up to f32 summation order.
