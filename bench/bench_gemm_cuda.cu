@@ -285,12 +285,11 @@ void act_quant_table(bench::Timer& timer, double copy_gbs) {
 // each GEMV's weight prologue running under the kernel before it (programmatic dependent launch).
 void decode_chain_table(bench::Timer& timer) {
   struct Projection {
-    const char* name;
     int N, K;
   };
-  const Projection layer[] = {{"q", 4096, 4096},     {"k", 1024, 4096},    {"v", 1024, 4096},
-                              {"o", 4096, 4096},     {"gate", 14336, 4096}, {"up", 14336, 4096},
-                              {"down", 4096, 14336}};
+  // q, k, v, o, gate, up, down.
+  const Projection layer[] = {{4096, 4096},  {1024, 4096},  {1024, 4096}, {4096, 4096},
+                              {14336, 4096}, {14336, 4096}, {4096, 14336}};
   std::vector<std::unique_ptr<Mxfp4LinearCuda>> mxq;
   for (const Projection& p : layer) mxq.push_back(random_linear_layer(p.N, p.K, {Mxfp4LinearMode::w4a16}));
   std::printf("\ndecode chain (Llama-3-8B layer: q k v o gate up down, W4A16, bf16 y)\n%5s %12s %12s %14s %8s\n",

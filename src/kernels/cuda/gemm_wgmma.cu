@@ -730,9 +730,7 @@ cudaError_t launch_tiles(const CUtensorMap& map, const float* act_scale, size_t 
   cfg.blockDim = dim3(kThreads);
   cfg.dynamicSmemBytes = L::kSmem;
   cfg.stream = stream;
-  cudaLaunchAttribute pdl{};
-  pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  pdl.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute pdl = dependent_launch_attribute();
   cfg.attrs = &pdl;
   cfg.numAttrs = kDependentLaunch ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, map, act_scale, static_cast<int>(M), static_cast<int>(K), w.codes,

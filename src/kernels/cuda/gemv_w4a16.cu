@@ -37,6 +37,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "mxq/error.h"
@@ -313,14 +314,13 @@ GemvPlan plan_gemv(size_t tokens, size_t N, size_t K, int sms, int ctas_per_sm, 
   const double slots = static_cast<double>(sms) * std::max(ctas_per_sm, 1);
   constexpr double kCtaSteps = 6.0, kSplitSteps = 8.0, kWideSplitSteps = 4.0;
   GemvPlan best{warp_tile_count, 1};
-  double best_cost = 0.0;
+  double best_cost = std::numeric_limits<double>::infinity();
   for (int tpc = warp_tile_count; tpc <= kWarps * warp_tile_count; tpc *= 2) {
     for (int ks = 1; ks <= MXQ_GEMV_MAX_KSPLIT; ks *= 2) {
       if (ks > 1 && (!clusters || ks > steps)) break;
       const double rounds = std::ceil(std::ceil(tiles / tpc) * ks / slots);
       const double split = ks == 1 ? 0.0 : ks == 2 ? kSplitSteps : kSplitSteps + kWideSplitSteps;
       const double cost = rounds * (kCtaSteps + steps * tpc / (kWarps * ks) + split);
-      if (tpc == warp_tile_count && ks == 1) best_cost = cost;
       if (cost < best_cost) best = {tpc, ks}, best_cost = cost;
     }
   }
@@ -338,9 +338,7 @@ cudaError_t launch_gemv(const bf16* x, int M, int K, const uint8_t* codes, const
   cfg.stream = stream;
   // On sm_90 the launch may overlap the kernel before it (grid_dependency.cuh): the CTAs start
   // streaming weights while, e.g., the activation quantization still runs.
-  cudaLaunchAttribute attrs[2] = {};
-  attrs[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attrs[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute attrs[2] = {dependent_launch_attribute(), {}};
   attrs[1].id = cudaLaunchAttributeClusterDimension;
   attrs[1].val.clusterDim.x = static_cast<unsigned>(plan.ksplit);
   attrs[1].val.clusterDim.y = 1;

@@ -5,6 +5,8 @@
 // before it waits. Included by the CUDA kernel sources only.
 #pragma once
 
+#include <cuda_runtime.h>
+
 #ifndef MXQ_DEPENDENT_LAUNCH  // benchmark builds may set 0 to time the launches without it
 #define MXQ_DEPENDENT_LAUNCH 1
 #endif
@@ -13,6 +15,14 @@ namespace mxq {
 
 // Whether the launchers ask for programmatic dependent launch (on sm_90).
 inline constexpr bool kDependentLaunch = MXQ_DEPENDENT_LAUNCH != 0;
+
+// The launch attribute that asks for it (cudaLaunchKernelEx; only where kDependentLaunch).
+inline cudaLaunchAttribute dependent_launch_attribute() {
+  cudaLaunchAttribute a{};
+  a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  a.val.programmaticStreamSerializationAllowed = 1;
+  return a;
+}
 
 // Blocks until every grid this one depends on has completed and its memory writes are visible; a
 // no-op for a kernel launched without the attribute, and below sm_90.
