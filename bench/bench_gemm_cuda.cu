@@ -13,6 +13,7 @@
 // runs at, its byte count and a timing function. The linear_* rows time Mxfp4LinearCuda::apply, the
 // runtime's entry point (activation quantization included), prepared from random canonical tensors;
 // a second table times its two kernels (GEMV, wgmma GEMM) per mode over M to place the crossover.
+// The weight_read rows are the floor of any weight-streaming kernel (weight_read_us).
 //
 //   build/release/bench/bench_gemm_cuda [prefix]   (prefix: only the kernels whose name starts so,
 //                                                   without the activation, crossover and decode
@@ -105,6 +106,26 @@ double gemv_w4a16_us(bench::Timer& timer, int M, int N, int K) {
   CUDA_CHECK(cudaFree(scales));
   CUDA_CHECK(cudaFree(x));
   CUDA_CHECK(cudaFree(y));
+  return us;
+}
+
+// The floor of any kernel that streams the MXFP4 weight once: a pure read of its code and scale
+// bytes (the Timer's read kernel, 1024 × 256 threads), timed as every row. Its xBF16 column is the
+// most a weight-streaming kernel can gain over cuBLAS BF16 at that M.
+double weight_bytes(int, int N, int K) { return static_cast<double>(N) * K * (0.5 + 1.0 / 32); }
+double weight_read_us(bench::Timer& timer, int, int N, int K) {
+  const size_t bytes = static_cast<size_t>(weight_bytes(0, N, K)) / 16 * 16;
+  uint8_t* w = nullptr;
+  unsigned* sink = nullptr;
+  CUDA_CHECK(cudaMalloc(&w, bytes));
+  CUDA_CHECK(cudaMalloc(&sink, sizeof(unsigned)));
+  fill(w, bytes, 1, 0);
+  const double us = timer.median_us([&](int) {
+    bench::read_stream_kernel<<<1024, 256>>>(reinterpret_cast<const uint4*>(w), bytes / 16, sink);
+    CUDA_CHECK(cudaGetLastError());
+  });
+  CUDA_CHECK(cudaFree(w));
+  CUDA_CHECK(cudaFree(sink));
   return us;
 }
 
@@ -345,6 +366,7 @@ int main(int argc, char** argv) {
   };
   std::vector<KernelEntry> entries = {
       {"gemv_w4a16", {1, 16, 24, 32}, mxfp4_bytes, gemv_w4a16_us},
+      {"weight_read", {1, 16}, weight_bytes, weight_read_us},
       linear_entry("linear_w4a16", Mxfp4LinearMode::w4a16),
       linear_entry("linear_w4a8", Mxfp4LinearMode::w4a8),
       linear_entry("linear_w4a4", Mxfp4LinearMode::w4a4),

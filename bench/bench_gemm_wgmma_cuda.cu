@@ -4,12 +4,13 @@
 // (gemm_mma_sm80.h, row "W4A16-sm80") and the GEMV that served every M there before it (gemv.h, one
 // launch per 32 tokens, row "GEMV"), both on the GEMV's repacked weights.
 //
-//   bench_gemm_wgmma_cuda [--m 2048,8192] [--big-m-shapes 3] [--shapes 0,3] [--out f32|bf16]
+//   bench_gemm_wgmma_cuda [--m 2048,8192] [--big-m-shapes 3] [--shapes 0,3] [--out f32|bf16] [--paths sm90]
 //   bench_gemm_wgmma_cuda --window-stats model.safetensors   (no GPU: how often the FP8 window
 //                                                            is left by a real MXFP4 checkpoint)
 //
 // --shapes picks rows of the shape table by index (0-6; all by default), e.g. one shape for a profiler.
 // --out: the W4A8 and W4A16 rows' output type (f32 by default; bf16 is what cuBLAS writes here).
+// --paths sm90: only the wgmma kernels' rows (and cuBLAS), without the sm_80 GEMM and the GEMV.
 // Each row: N × K, M, µs (median, cold L2), TFLOP/s, % of the best cuBLAS FP8 rate measured in this
 // run, × cuBLAS BF16 and × cuBLAS FP8 of the same shape; GB/s counts weight (codes + meta or
 // scales) + activation + output bytes (f32, or bf16 with --out bf16) once each. Targets (issue 5,
@@ -91,15 +92,17 @@ int main(int argc, char** argv) {
   std::vector<int> ms = {2048, 8192};
   size_t big_m_shapes = std::size(kShapes);  // shapes run at M > 2048 (the first ones)
   std::vector<int> shapes;                     // indices into kShapes; empty: all
-  bool bf16_out = false;
+  bool bf16_out = false, sm90_only = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--m") == 0) ms = parse_list(argv[i + 1]);
     else if (std::strcmp(argv[i], "--out") == 0 && (std::strcmp(argv[i + 1], "f32") == 0 || std::strcmp(argv[i + 1], "bf16") == 0))
       bf16_out = std::strcmp(argv[i + 1], "bf16") == 0;
     else if (std::strcmp(argv[i], "--big-m-shapes") == 0) big_m_shapes = std::strtoul(argv[i + 1], nullptr, 10);
     else if (std::strcmp(argv[i], "--shapes") == 0) shapes = parse_list(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--paths") == 0 && std::strcmp(argv[i + 1], "sm90") == 0) sm90_only = true;
     else {
-      std::fprintf(stderr, "usage: %s [--m 2048,8192] [--big-m-shapes N] [--shapes 0,3] [--out f32|bf16]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--m 2048,8192] [--big-m-shapes N] [--shapes 0,3] [--out f32|bf16] [--paths sm90]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -164,13 +167,15 @@ int main(int argc, char** argv) {
         CUDA_CHECK(bf16_out ? gemm_mxfp4_w4a16_sm90(x16.get(), M, K, w16, y16.get(), nullptr)
                             : gemm_mxfp4_w4a16_sm90(x16.get(), M, K, w16, y.get(), nullptr));
       });
-      r.sm80 = timer.median_us([&](int) {
-        CUDA_CHECK(gemm_mxfp4_w4a16_sm80(x16.get(), M, K, c_rp.get(), s_rp.get(), N, y.get(), nullptr));
-      });
-      r.gemv = timer.median_us([&](int) {
-        CUDA_CHECK(mxfp4_gemv_w4a16_cuda(x16.get(), M, K, c_rp.get(), s_rp.get(), N, y.get(),
-                                         ElemType::f32, nullptr));
-      });
+      if (!sm90_only) {
+        r.sm80 = timer.median_us([&](int) {
+          CUDA_CHECK(gemm_mxfp4_w4a16_sm80(x16.get(), M, K, c_rp.get(), s_rp.get(), N, y.get(), nullptr));
+        });
+        r.gemv = timer.median_us([&](int) {
+          CUDA_CHECK(mxfp4_gemv_w4a16_cuda(x16.get(), M, K, c_rp.get(), s_rp.get(), N, y.get(),
+                                           ElemType::f32, nullptr));
+        });
+      }
       r.fp8 = bench::cublas_fp8_us(timer, M, s.N, s.K);
       r.bf16 = bench::cublas_bf16_us(timer, M, s.N, s.K);
       const size_t out = static_cast<size_t>(M) * N * 4, out_sm90 = bf16_out ? out / 2 : out;
@@ -192,7 +197,7 @@ int main(int argc, char** argv) {
     char shape[32];
     std::snprintf(shape, sizeof shape, "%dx%d", r.s.N, r.s.K);
     const char* names[] = {"W4A8", "W4A16", "W4A16-sm80", "GEMV"};
-    for (int k = 0; k < 4; ++k) {
+    for (int k = 0; k < (sm90_only ? 2 : 4); ++k) {
       const double us = k == 0 ? r.w4a8 : k == 1 ? r.w4a16 : k == 2 ? r.sm80 : r.gemv;
       const size_t bytes = k == 0 ? r.bytes8 : k == 1 ? r.bytes16 : r.bytes_rp;
       std::printf("%-13s %5d | %-10s %9.1f %7.0f %6.1f %7.0f %6.2f %6.2f | %9.1f %9.1f\n", shape, r.M,

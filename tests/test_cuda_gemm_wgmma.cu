@@ -15,6 +15,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "mxq/format.h"
@@ -212,7 +213,9 @@ void check_gemm(Sm90Operand op, size_t M, Scales mode, bool integer, uint64_t se
 // A bf16 y is the f32 y rounded to nearest even, bit for bit, wherever one pass per tile writes
 // it: every W4A8 tile (its passes are promoted in f32), and W4A16 tiles of one pass; an odd N
 // takes the 2-byte stores instead of the paired ones. A W4A16 tile of several passes rounds once
-// per pass, rn(rn(a) + b) against rn(a + b): at most one bf16 ulp apart.
+// per pass, rn(rn(a) + b) against rn(a + b): at most one bf16 ulp apart. N = 3992, K = 1024: more
+// tiles than SMs (the persistent CTAs store one tile and go on to the next), a partial last
+// weight-row tile and, at M = 2049, a partial last token tile.
 TEST(CudaGemmSm90, Bf16OutputIsTheF32OutputRounded) {
   SKIP_WITHOUT_SM90();
   const uint64_t seed = fresh_seed();
@@ -221,15 +224,17 @@ TEST(CudaGemmSm90, Bf16OutputIsTheF32OutputRounded) {
   const auto ordered = [](uint16_t b) { return (b & 0x8000u) ? -static_cast<int>(b & 0x7FFFu) : static_cast<int>(b); };
   for (const Sm90Operand op : kOps)
     for (const Scales mode : {Scales::near, Scales::spread})
-      for (const size_t M : {size_t{1}, size_t{33}, size_t{2049}})
-        for (const size_t N : {kN, kN - 1}) {
+      for (const auto& [M, N, K] : {std::tuple<size_t, size_t, size_t>{1, kN, kK}, {33, kN, kK}, {2049, kN, kK},
+                                    {1, kN - 1, kK}, {33, kN - 1, kK}, {2049, kN - 1, kK},
+                                    {2000, 3992, 1024}, {2049, 3992, 1024}}) {
           SCOPED_TRACE(std::string(name_of(op)) + (mode == Scales::near ? " near" : " spread") + " M=" +
-                       std::to_string(M) + " N=" + std::to_string(N) + " seed=" + std::to_string(seed));
-          const Weight w = random_weight(N, kK, mode, rng);
-          const Activations a = random_activations(op, M, kK, false, rng);
-          const Mxfp4Sm90Packed p = mxfp4_sm90_repack(op, w.codes.data(), w.scales.data(), N, kK);
-          const std::vector<float> f32 = run_sm90<float>(op, a, M, kK, p);
-          const std::vector<bf16> b16 = run_sm90<bf16>(op, a, M, kK, p);
+                       std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K) +
+                       " seed=" + std::to_string(seed));
+          const Weight w = random_weight(N, K, mode, rng);
+          const Activations a = random_activations(op, M, K, false, rng);
+          const Mxfp4Sm90Packed p = mxfp4_sm90_repack(op, w.codes.data(), w.scales.data(), N, K);
+          const std::vector<float> f32 = run_sm90<float>(op, a, M, K, p);
+          const std::vector<bf16> b16 = run_sm90<bf16>(op, a, M, K, p);
           const bool exact = op == Sm90Operand::e4m3 || mode == Scales::near;
           size_t bad = 0, nonzero = 0, first_bad = 0;
           for (size_t i = 0; i < f32.size(); ++i) {
