@@ -25,9 +25,10 @@
 // faster was the lower register count (more warps to issue the conversion), not depth: a ring of 8
 // was slower than one of 4. Activations are small and shared by every tile: plain cached loads,
 // issued before the step's wait so that their L1 / L2 latency overlaps it. At 25-32 tokens each warp
-// converts two row tiles per step against one such load (4 KB per warp and step at 32 tokens). They
-// are what keeps 16 tokens from the weight stream's pace: on the LM head at M = 16, L1 runs at 83%
-// of its throughput and the kernel takes 141 us, 111 with the loads removed (docs/BENCHMARKS.md).
+// converts two row tiles per step against one such load (4 KB per warp and step at 32 tokens), and
+// at 9-16 tokens on large matrices. They are what keeps 16 tokens from the weight stream's pace: on
+// the LM head at M = 16 with one tile per warp, L1 runs at 83% of its throughput and the kernel
+// takes 141 us, 111 with the loads removed, 125 with two tiles per warp (docs/BENCHMARKS.md).
 // On sm_90 a launch may overlap the kernel before it (grid_dependency.cuh): the ring's first steps
 // go out before the wait for that kernel's output.
 #include "mxq/kernels/cuda/gemv.h"
@@ -59,18 +60,17 @@ constexpr int kWarps = 8, kThreads = 32 * kWarps;
 // 45.1). Two row tiles per warp ("warp tiles") beat one at 25-32 tokens (M = 32: LM head
 // 172.0-175.2 vs 241.5-243.2 us, 28672x4096 56.1-56.3 vs 66.0-66.1), not at 17-24, where their 100
 // registers (80 with one) leave 2 CTAs per SM instead of 3 (M = 24: 6144x4096 23.0 vs 16.9 us, though
-// LM head 155-157 vs 185), nor at 9-16, where they fit 3 CTAs per SM, not 4 (M = 16: 28672x4096 41.5
-// vs 37.3 us). Those figures predate plan_gemv's model; the work split is plan_gemv's.
+// LM head 155-157 vs 185). At 9-16 tokens they fit 4 CTAs per SM in 64 registers (since the activation
+// cursor keeps one pointer and the tail test no K counter) and win on large matrices only (M = 16,
+// LM head 126.0 vs 141.6-143.6 us, 28672x4096 37.4 vs 38.6; 4096x14336 32.7 vs 22.0):
+// gemv_warp_tiles. Those figures predate plan_gemv's model; the work split is plan_gemv's.
 #ifndef MXQ_GEMV_RING_M8  // steps in a warp's shared-memory ring at M <= 8 (ring - 1 in flight)
 #define MXQ_GEMV_RING_M8 4
 #endif
 #ifndef MXQ_GEMV_RING_M32  // the same above 8 tokens
 #define MXQ_GEMV_RING_M32 4
 #endif
-#ifndef MXQ_GEMV_WARP_TILES_M16  // row tiles a warp converts per step at 9-16 tokens (1 or 2)
-#define MXQ_GEMV_WARP_TILES_M16 1
-#endif
-#ifndef MXQ_GEMV_WARP_TILES_M24  // the same at 17-24 tokens
+#ifndef MXQ_GEMV_WARP_TILES_M24  // row tiles a warp converts per step at 17-24 tokens (1 or 2)
 #define MXQ_GEMV_WARP_TILES_M24 1
 #endif
 #ifndef MXQ_GEMV_WARP_TILES_M32  // the same at 25-32 tokens
@@ -90,27 +90,24 @@ constexpr int kWarps = 8, kThreads = 32 * kWarps;
 #endif
 template <int kNT8>
 constexpr int kRingDepth = kNT8 == 1 ? MXQ_GEMV_RING_M8 : MXQ_GEMV_RING_M32;
-// Row tiles per warp for nt8 column tiles of 8 tokens: 2 tiles at the same step share one load of
-// the step's activations from L1 / L2 (at 32 tokens 4 KB per warp and step, against 640 B of a
-// tile's weights; 8 token rows, so 8 cache lines, per 512-byte load instruction).
-constexpr int warp_tiles(int nt8) {
-  return nt8 == 1   ? 1
-         : nt8 == 2 ? MXQ_GEMV_WARP_TILES_M16
-         : nt8 == 3 ? MXQ_GEMV_WARP_TILES_M24
-                    : MXQ_GEMV_WARP_TILES_M32;
-}
+// Row tiles per warp for nt8 column tiles of 8 tokens where it does not depend on the matrix (9-16
+// tokens: gemv_warp_tiles): 2 tiles at the same step share one load of the step's activations from
+// L1 / L2 (at 32 tokens 4 KB per warp and step, against 640 B of a tile's weights; 8 token rows, so
+// 8 cache lines, per 512-byte load instruction).
 template <int kNT8>
-constexpr int kWarpTiles = warp_tiles(kNT8);
+constexpr int kWarpTiles = kNT8 == 1 ? 1 : kNT8 == 3 ? MXQ_GEMV_WARP_TILES_M24 : MXQ_GEMV_WARP_TILES_M32;
 template <int kNT8>
 constexpr int kMinCtas = kNT8 == 1 ? MXQ_GEMV_MIN_CTAS_M8 : kNT8 == 2 ? MXQ_GEMV_MIN_CTAS_M16 : MXQ_GEMV_MIN_CTAS_M32;
 constexpr size_t kTokensPerLaunch = 32;  // four MMA column tiles of 8
 
-// Where a warp is in its sequence of steps: its activation pointers (token 8j + g, k of the step +
-// 8t) and that k.
+// Where a warp is in its sequence of steps: its activations at k of the step + 8t, token 8j + g's
+// (token 0's past M) at x + row[j]. One pointer and 32-bit row offsets (at most 31 rows of K <= 2^26
+// elements) rather than a pointer per token row: the registers that let two row tiles per warp at
+// 16 tokens fit 64 (4 CTAs per SM).
 template <int kNT8>
 struct WarpCursor {
-  const bf16* x[kNT8];
-  int k;
+  const bf16* x;
+  int row[kNT8];
 };
 struct WarpStride {
   size_t codes, scales;  // uint4 / uint32_t units per step of this warp
@@ -129,22 +126,22 @@ struct WarpRing {
 // A warp's shared memory: its ring while it streams, then its FP32 partials in fragment order
 // [(row tile · kNT8 + n8 tile) · 4 + c][lane] (no copy is in flight once its last step is read:
 // steps past the end copy nothing).
-template <int kNT8>
+template <int kNT8, int kTiles>
 union WarpSmem {
-  WarpRing<kRingDepth<kNT8>, kWarpTiles<kNT8>> ring;
-  float partial[kWarpTiles<kNT8> * kNT8 * 4][32];
+  WarpRing<kRingDepth<kNT8>, kTiles> ring;
+  float partial[kTiles * kNT8 * 4][32];
 };
 
 // The activations of the cursor's step: xq[b][j] = k = 8t .. 8t+7 of block b for token 8j + g.
 // Lanes past the last token read token 0's row instead: B column n of an MMA reaches only output
 // column n, which is not stored for such a token. The second block of a step lies past K only in
-// the last step when K / 32 is odd: it reads as zeros (the padding codes are zeros too).
+// the last step when K / 32 is odd (second_block false): it reads as zeros (the padding codes are
+// zeros too).
 template <int kNT8>
-__device__ __forceinline__ void load_activations(const WarpCursor<kNT8>& at, int K, uint4 (&xq)[2][kNT8]) {
-  const bool second_block = at.k + static_cast<int>(kMxBlock) < K;
+__device__ __forceinline__ void load_activations(const WarpCursor<kNT8>& at, bool second_block, uint4 (&xq)[2][kNT8]) {
 #pragma unroll
   for (int j = 0; j < kNT8; ++j) {
-    const uint4* xp = reinterpret_cast<const uint4*>(at.x[j]);
+    const uint4* xp = reinterpret_cast<const uint4*>(at.x + at.row[j]);
     xq[0][j] = __ldg(xp);
     xq[1][j] = second_block ? __ldg(xp + kMxBlock / 8) : make_uint4(0, 0, 0, 0);
   }
@@ -152,19 +149,18 @@ __device__ __forceinline__ void load_activations(const WarpCursor<kNT8>& at, int
 
 template <int kNT8>
 __device__ __forceinline__ void advance_activations(WarpCursor<kNT8>& at, const WarpStride& stride) {
-#pragma unroll
-  for (int j = 0; j < kNT8; ++j) at.x[j] += stride.k;
-  at.k += stride.k;
+  at.x += stride.k;
 }
 
 // All `count` steps of a warp, from the lane's code vector `codes` and scale word `scales` of its
 // first step, with kRing - 1 steps' weights in flight: before step i is converted, the copy of step
 // i + kRing - 1 goes out into the slot step i - 1 used (its registers are consumed by then). The loop
 // is unrolled over the ring, so every slot address is a constant offset. The warp's kTiles row tiles
-// (consecutive) share each step's activations.
+// (consecutive) share each step's activations. tail: the warp's last step is that of K's last
+// block, K / 32 odd.
 template <int kNT8, int kTiles, int kRing>
 __device__ __forceinline__ void warp_steps(const uint4* codes, const uint32_t* scales,
-                                           WarpCursor<kNT8>& at, const WarpStride& stride, int K,
+                                           WarpCursor<kNT8>& at, const WarpStride& stride, bool tail,
                                            int count, WarpRing<kRing, kTiles>& ring, int lane,
                                            float (&acc)[kTiles][kNT8][4]) {
   auto fetch = [&](int step, int slot) {
@@ -189,7 +185,7 @@ __device__ __forceinline__ void warp_steps(const uint4* codes, const uint32_t* s
       if (i0 + s >= count) break;
       // The activations first: their L1 / L2 latency overlaps the wait and the conversion.
       uint4 xq[2][kNT8];
-      load_activations(at, K, xq);
+      load_activations(at, !(tail && i0 + s == count - 1), xq);
       fetch(i0 + s + kRing - 1, (s + kRing - 1) % kRing);
       cp_async_wait<kRing - 1>();  // step i0 + s's group is complete
 #pragma unroll
@@ -208,17 +204,16 @@ __device__ __forceinline__ void warp_steps(const uint4* codes, const uint32_t* s
 // (rank + 1) · steps / ksplit). Warp w works on the kTiles row tiles kTiles · (w % units) + [0, kTiles)
 // of the group's (units = tiles_per_cta / kTiles), every (kWarps / units)-th step of the range
 // starting at w / units.
-template <int kNT8, typename OutT>
+template <int kNT8, int kTiles, typename OutT>
 __global__ void __launch_bounds__(kThreads, kMinCtas<kNT8>)
 mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* __restrict__ codes,
                         const uint32_t* __restrict__ scales, int N, OutT* __restrict__ y,
                         const float* __restrict__ row_scales, int tiles_per_cta, int ksplit) {
-  __shared__ WarpSmem<kNT8> smem[kWarps];
+  __shared__ WarpSmem<kNT8, kTiles> smem[kWarps];
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int tiles = static_cast<int>(mxfp4_gemv_tiles(N)), steps = static_cast<int>(mxfp4_gemv_steps(K));
   const int group = blockIdx.x / ksplit, rank = blockIdx.x % ksplit;
-  constexpr int kTiles = kWarpTiles<kNT8>;
   const int units = tiles_per_cta / kTiles, slots = kWarps / units;
   const int tile = group * tiles_per_cta + warp % units * kTiles;  // the warp's first row tile
   const int first = rank * steps / ksplit + warp / units;
@@ -229,12 +224,11 @@ mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* _
     const int count = (end - first + slots - 1) / slots;
     const size_t tile_step0 = size_t{static_cast<unsigned>(tile)} * steps + first;
     WarpCursor<kNT8> at;
-    at.k = first * static_cast<int>(kGemvStepK);
+    const int token0 = g < M ? g : 0;
+    at.x = x + size_t{static_cast<unsigned>(token0)} * K + first * static_cast<int>(kGemvStepK) + 8 * t;
+    const bool tail = K % kGemvStepK != 0 && first + (count - 1) * slots == steps - 1;
 #pragma unroll
-    for (int j = 0; j < kNT8; ++j) {
-      const int token = 8 * j + g < M ? 8 * j + g : 0;
-      at.x[j] = x + size_t{static_cast<unsigned>(token)} * K + at.k + 8 * t;
-    }
+    for (int j = 0; j < kNT8; ++j) at.row[j] = ((8 * j + g < M ? 8 * j + g : 0) - token0) * K;
     // A second row tile past the last reads the first's weights again: its rows are past N, never
     // stored.
     const bool second_tile = tile + 1 < tiles;
@@ -243,7 +237,7 @@ mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* _
                             second_tile ? size_t{static_cast<unsigned>(steps)} * 32 : 0,
                             second_tile ? size_t{static_cast<unsigned>(steps)} * 8 : 0};
     warp_steps<kNT8, kTiles, kRingDepth<kNT8>>(
-        codes + tile_step0 * 32 + lane, scales + tile_step0 * 8 + g, at, stride, K, count,
+        codes + tile_step0 * 32 + lane, scales + tile_step0 * 8 + g, at, stride, tail, count,
         smem[warp].ring, lane, acc);
   }
 
@@ -272,7 +266,7 @@ mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* _
       const int tt = item / kPerTile, i = (item / 32) % (kNT8 * 4), ln = item % 32;
       float sum = 0.0f;
       for (int r = 0; r < ksplit; ++r) {
-        const WarpSmem<kNT8>* part = smem;
+        const WarpSmem<kNT8, kTiles>* part = smem;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
         if (r > 0) part = cluster.map_shared_rank(part, r);
 #endif
@@ -307,8 +301,7 @@ struct GemvPlan {
 // partials read across the cluster), 12 above 2 ranks. Small matrices thus get one tile per CTA and
 // every CTA resident at once, long K a split of 2 when that still fits, and the large ones up to
 // 8 (16) tiles per CTA, so fewer CTAs start. Ties go to fewer tiles per CTA, then fewer ranks.
-GemvPlan plan_gemv(size_t tokens, size_t N, size_t K, int sms, int ctas_per_sm, bool clusters) {
-  const int warp_tile_count = warp_tiles(static_cast<int>((tokens + 7) / 8));
+GemvPlan plan_gemv(size_t N, size_t K, int warp_tile_count, int sms, int ctas_per_sm, bool clusters) {
   const double tiles = static_cast<double>(mxfp4_gemv_tiles(N));
   const double steps = static_cast<double>(mxfp4_gemv_steps(K));
   const double slots = static_cast<double>(sms) * std::max(ctas_per_sm, 1);
@@ -327,7 +320,7 @@ GemvPlan plan_gemv(size_t tokens, size_t N, size_t K, int sms, int ctas_per_sm, 
   return best;
 }
 
-template <int kNT8, typename OutT>
+template <int kNT8, int kTiles, typename OutT>
 cudaError_t launch_gemv(const bf16* x, int M, int K, const uint8_t* codes, const uint8_t* scales,
                         int N, OutT* y, const float* row_scales, const GemvPlan& plan, bool sm90,
                         cudaStream_t stream) {
@@ -346,37 +339,52 @@ cudaError_t launch_gemv(const bf16* x, int M, int K, const uint8_t* codes, const
   const bool dependent = sm90 && kDependentLaunch;
   cfg.attrs = dependent ? attrs : attrs + 1;
   cfg.numAttrs = (dependent ? 1 : 0) + (plan.ksplit > 1 ? 1 : 0);
-  return cudaLaunchKernelEx(&cfg, mxfp4_gemv_w4a16_kernel<kNT8, OutT>, x, M, K,
+  return cudaLaunchKernelEx(&cfg, mxfp4_gemv_w4a16_kernel<kNT8, kTiles, OutT>, x, M, K,
                             reinterpret_cast<const uint4*>(codes),
                             reinterpret_cast<const uint32_t*>(scales), N, y, row_scales,
                             plan.tiles_per_cta, plan.ksplit);
 }
 
-// One launch of up to 32 tokens: the plan for the kernel instance's measured occupancy (resident
-// CTAs per SM; queried once per instance), then the launch.
-template <int kNT8, typename OutT>
+// The plan of the kernel instance <kNT8, kTiles, OutT> for its measured occupancy (resident CTAs per
+// SM; queried once per instance).
+template <int kNT8, int kTiles, typename OutT>
+GemvPlan plan_for(int N, int K, int sms, bool clusters) {
+  static const int ctas_per_sm = [] {
+    int n = 0;
+    const auto kernel = mxfp4_gemv_w4a16_kernel<kNT8, kTiles, OutT>;
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, 0) == cudaSuccess ? n : 1;
+  }();
+  return plan_gemv(static_cast<size_t>(N), static_cast<size_t>(K), kTiles, sms, ctas_per_sm, clusters);
+}
+
+template <int kNT8, int kTiles, typename OutT>
 cudaError_t plan_and_launch(const bf16* x, int M, int K, const uint8_t* codes, const uint8_t* scales,
                             int N, OutT* y, const float* row_scales, int sms, bool clusters,
                             cudaStream_t stream) {
-  static const int ctas_per_sm = [] {
-    int n = 0;
-    const auto kernel = mxfp4_gemv_w4a16_kernel<kNT8, OutT>;
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, 0) == cudaSuccess ? n : 1;
-  }();
-  const GemvPlan plan = plan_gemv(static_cast<size_t>(M), static_cast<size_t>(N), static_cast<size_t>(K), sms,
-                                  ctas_per_sm, clusters);
-  return launch_gemv<kNT8>(x, M, K, codes, scales, N, y, row_scales, plan, clusters, stream);
+  return launch_gemv<kNT8, kTiles>(x, M, K, codes, scales, N, y, row_scales,
+                                   plan_for<kNT8, kTiles, OutT>(N, K, sms, clusters), clusters, stream);
 }
 
+// One launch of up to 32 tokens. At 9-16 tokens a warp takes two row tiles per step where the
+// one-tile plan puts 4 or more tiles in a CTA (the large matrices: 28672 and 128256 rows on an
+// H100): there the activation loads, which two tiles share, hold the stream back (L1 at 83% of its
+// throughput on the LM head), while on smaller matrices halving the warps that stream costs more
+// (docs/BENCHMARKS.md, session 9).
 template <typename OutT>
 cudaError_t launch_gemv_tokens(const bf16* x, int M, int K, const uint8_t* codes, const uint8_t* scales,
                                int N, OutT* y, const float* row_scales, int sms, bool clusters,
                                cudaStream_t stream) {
   switch ((M + 7) / 8) {
-    case 1: return plan_and_launch<1>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
-    case 2: return plan_and_launch<2>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
-    case 3: return plan_and_launch<3>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
-    default: return plan_and_launch<4>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+    case 1:
+      return plan_and_launch<1, kWarpTiles<1>>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+    case 2:
+      return plan_for<2, 1, OutT>(N, K, sms, clusters).tiles_per_cta >= 4
+                 ? plan_and_launch<2, 2>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream)
+                 : plan_and_launch<2, 1>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+    case 3:
+      return plan_and_launch<3, kWarpTiles<3>>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+    default:
+      return plan_and_launch<4, kWarpTiles<4>>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
   }
 }
 
@@ -430,7 +438,7 @@ cudaError_t mxfp4_gemv_w4a16_cuda(const bf16* x, size_t M, size_t K, const uint8
                                   cudaStream_t stream, const float* row_scales) {
   if (M == 0 || N == 0) return cudaSuccess;
   if (K == 0 || K % kMxBlock != 0 || reinterpret_cast<uintptr_t>(x) % 16 != 0 ||
-      K > (size_t{1} << 30) || N > (size_t{1} << 30) ||
+      K > (size_t{1} << 26) || N > (size_t{1} << 30) ||
       (yt != ElemType::bf16 && yt != ElemType::f32))
     return cudaErrorInvalidValue;
   int device = 0, sms = 0, major = 0;

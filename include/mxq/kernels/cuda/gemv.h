@@ -85,10 +85,10 @@ void mxfp4_gemv_repack(const uint8_t* codes, const uint8_t* scales, size_t N, si
                        uint8_t* codes_rp, uint8_t* scales_rp);
 
 // y [M, N] (yt: bf16 or f32, row-major) = x [M, K] · Wᵀ on `stream`, with codes_rp / scales_rp the
-// repacked weights in device memory. x must be 16-byte aligned and K a multiple of 32; y is written
-// whole (no accumulation into it). row_scales: null, or [M] f32 in device memory, and then each
-// output is the f32 sum times its row's scale (one f32 multiply, before a bf16 y's rounding: W4A8's
-// per-token scale, as act_fp8_scale_outputs). Enqueues one launch per 32 rows of x and returns the
+// repacked weights in device memory. x must be 16-byte aligned and K a multiple of 32, at most 2^26;
+// y is written whole (no accumulation into it). row_scales: null, or [M] f32 in device memory, and
+// then each output is the f32 sum times its row's scale (one f32 multiply, before a bf16 y's
+// rounding: W4A8's per-token scale). Enqueues one launch per 32 rows of x and returns the
 // first launch error (cudaErrorInvalidValue for a bad K, alignment or type); does not synchronize.
 // On sm_90 the launches use programmatic dependent launch: a launch may start while the kernel
 // before it in the stream still runs and stream weights, but it reads x and row_scales and writes y
