@@ -159,16 +159,18 @@ std::vector<float> run_gemv(const GemvCase& c, const GemvData& d, ElemType yt, i
 // 21 tokens: the kernel of 3 column tiles (17-24 tokens), at K = 4128 (65 steps of 64, the last one
 // half padding) and a partial last row tile. K = 8224 (129 steps) on few rows takes the K split
 // over a cluster, on a 132-SM H100 or H200 (plan_gemv): 2 CTAs at 1 token and 2888 rows, 8 at 7 and
-// 16 tokens and 40 rows, 4 at 21 tokens and 808 rows; 32 tokens (2 tiles per warp) split over 4 at
-// 1088 rows and K = 4128, and over 8 at 129 rows (M = 127's launches of 32). At 9-16 tokens the
-// 33797-row cases take two row tiles per warp (the one-tile plan has 8 per CTA), an odd tile count
-// (the last warp's second tile past the end) and K / 32 odd (the last step's second block absent);
-// 13 tokens also rows of the second column tile past M.
+// 16 tokens and 40 rows, 4 at 21 tokens and 808 rows; 32 tokens split K at 1088 rows and K = 4128,
+// and at 129 rows (M = 127's launches of 32). At 9-24 tokens the
+// 33797-row cases take two row tiles per warp (the one-tile plan has 8 per CTA; the smaller
+// matrices one, and every matrix two at 25-32), with an odd tile count (the last warp's second tile
+// past the end) and K / 32 odd (the last step's second block absent); 13, 21 and 29 tokens also
+// rows of the last column tile past M.
 const GemvCase kCases[] = {{1, 4096 + 40, 4096 + 32}, {2, 2880, 2880}, {3, 129, 96},
                            {7, 4096 + 40, 4096 + 32}, {16, 2880, 2880}, {16, 129, 96},
                            {21, 2880 + 8, 4096 + 32}, {33, 2880, 2880},          {127, 129, 4096 + 32},
                            {1, 129, 96},              {1, 33797, 160},           {16, 33797, 160},
-                           {13, 33797, 1056},         {1, 2888, 8224},           {7, 40, 8224},
+                           {13, 33797, 1056},         {21, 33797, 1056},         {29, 33797, 1056},
+                           {1, 2888, 8224},           {7, 40, 8224},
                            {16, 40, 8224},            {21, 808, 8224},           {32, 1088, 4096 + 32}};
 
 // One device run of a case: the kernel (sm80_cta_tiles 0: the GEMV; 8 or 16: the sm_80 GEMM with

@@ -57,24 +57,13 @@ constexpr int kWarps = 8, kThreads = 32 * kWarps;
 // "cp.async ring"): a ring of 4 steps beat 8 (LM head at M = 1 113.0 vs 116.4 us, 28672x4096 31.5
 // vs 34.2); 5 CTAs per SM at M <= 8 (48 registers) beat 4 (LM head 107.7 vs 112.9 us, 5120x2880
 // 10.1 vs 13.4) and 4 at M 9-16 (64 registers) beat 3 (LM head 143.4 vs 159.9, 28672x4096 37.2 vs
-// 45.1). Two row tiles per warp ("warp tiles") beat one at 25-32 tokens (M = 32: LM head
-// 172.0-175.2 vs 241.5-243.2 us, 28672x4096 56.1-56.3 vs 66.0-66.1), not at 17-24, where their 100
-// registers (80 with one) leave 2 CTAs per SM instead of 3 (M = 24: 6144x4096 23.0 vs 16.9 us, though
-// LM head 155-157 vs 185). At 9-16 tokens they fit 4 CTAs per SM in 64 registers (since the activation
-// cursor keeps one pointer and the tail test no K counter) and win on large matrices only (M = 16,
-// LM head 126.0 vs 141.6-143.6 us, 28672x4096 37.4 vs 38.6; 4096x14336 32.7 vs 22.0):
-// gemv_warp_tiles. Those figures predate plan_gemv's model; the work split is plan_gemv's.
+// 45.1). Two row tiles per warp win on large matrices above 8 tokens and lose on small ones
+// (launch_tokens).
 #ifndef MXQ_GEMV_RING_M8  // steps in a warp's shared-memory ring at M <= 8 (ring - 1 in flight)
 #define MXQ_GEMV_RING_M8 4
 #endif
 #ifndef MXQ_GEMV_RING_M32  // the same above 8 tokens
 #define MXQ_GEMV_RING_M32 4
-#endif
-#ifndef MXQ_GEMV_WARP_TILES_M24  // row tiles a warp converts per step at 17-24 tokens (1 or 2)
-#define MXQ_GEMV_WARP_TILES_M24 1
-#endif
-#ifndef MXQ_GEMV_WARP_TILES_M32  // the same at 25-32 tokens
-#define MXQ_GEMV_WARP_TILES_M32 2
 #endif
 #ifndef MXQ_GEMV_MIN_CTAS_M8  // CTAs per SM the register budget must allow at M <= 8
 #define MXQ_GEMV_MIN_CTAS_M8 5
@@ -90,12 +79,6 @@ constexpr int kWarps = 8, kThreads = 32 * kWarps;
 #endif
 template <int kNT8>
 constexpr int kRingDepth = kNT8 == 1 ? MXQ_GEMV_RING_M8 : MXQ_GEMV_RING_M32;
-// Row tiles per warp for nt8 column tiles of 8 tokens where it does not depend on the matrix (9-16
-// tokens: gemv_warp_tiles): 2 tiles at the same step share one load of the step's activations from
-// L1 / L2 (at 32 tokens 4 KB per warp and step, against 640 B of a tile's weights; 8 token rows, so
-// 8 cache lines, per 512-byte load instruction).
-template <int kNT8>
-constexpr int kWarpTiles = kNT8 == 1 ? 1 : kNT8 == 3 ? MXQ_GEMV_WARP_TILES_M24 : MXQ_GEMV_WARP_TILES_M32;
 template <int kNT8>
 constexpr int kMinCtas = kNT8 == 1 ? MXQ_GEMV_MIN_CTAS_M8 : kNT8 == 2 ? MXQ_GEMV_MIN_CTAS_M16 : MXQ_GEMV_MIN_CTAS_M32;
 constexpr size_t kTokensPerLaunch = 32;  // four MMA column tiles of 8
@@ -365,26 +348,36 @@ cudaError_t plan_and_launch(const bf16* x, int M, int K, const uint8_t* codes, c
                                    plan_for<kNT8, kTiles, OutT>(N, K, sms, clusters), clusters, stream);
 }
 
-// One launch of up to 32 tokens. At 9-16 tokens a warp takes two row tiles per step where the
-// one-tile plan puts 4 or more tiles in a CTA (the large matrices: 28672 and 128256 rows on an
-// H100): there the activation loads, which two tiles share, hold the stream back (L1 at 83% of its
-// throughput on the LM head), while on smaller matrices halving the warps that stream costs more
-// (docs/BENCHMARKS.md, session 9).
+// One launch of up to 32 tokens. Two row tiles per warp at the same step share one load of its
+// activations from L1 / L2 (at 32 tokens 4 KB per warp and step, against 640 B of a tile's weights;
+// 8 token rows, so 8 cache lines, per 512-byte load instruction), the traffic that holds many
+// tokens back from the weight stream's pace (L1 at 83% of its throughput on the LM head at 16
+// tokens), but leave half as many warps streaming. Measured on an H100 (docs/BENCHMARKS.md,
+// session 9): at 25-32 tokens two tiles win or tie on most shapes; at 9-24 only on the large
+// matrices, those whose one-tile plan puts 4 or more tiles in a CTA (28672 and 128256 rows).
+template <int kNT8, typename OutT>
+cudaError_t launch_tokens(const bf16* x, int M, int K, const uint8_t* codes, const uint8_t* scales, int N,
+                          OutT* y, const float* row_scales, int sms, bool clusters, cudaStream_t stream) {
+  if constexpr (kNT8 == 1) {
+    return plan_and_launch<1, 1>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+  } else if constexpr (kNT8 == 4) {
+    return plan_and_launch<4, 2>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+  } else {
+    return plan_for<kNT8, 1, OutT>(N, K, sms, clusters).tiles_per_cta >= 4
+               ? plan_and_launch<kNT8, 2>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream)
+               : plan_and_launch<kNT8, 1>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+  }
+}
+
 template <typename OutT>
 cudaError_t launch_gemv_tokens(const bf16* x, int M, int K, const uint8_t* codes, const uint8_t* scales,
                                int N, OutT* y, const float* row_scales, int sms, bool clusters,
                                cudaStream_t stream) {
   switch ((M + 7) / 8) {
-    case 1:
-      return plan_and_launch<1, kWarpTiles<1>>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
-    case 2:
-      return plan_for<2, 1, OutT>(N, K, sms, clusters).tiles_per_cta >= 4
-                 ? plan_and_launch<2, 2>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream)
-                 : plan_and_launch<2, 1>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
-    case 3:
-      return plan_and_launch<3, kWarpTiles<3>>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
-    default:
-      return plan_and_launch<4, kWarpTiles<4>>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+    case 1: return launch_tokens<1>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+    case 2: return launch_tokens<2>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+    case 3: return launch_tokens<3>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
+    default: return launch_tokens<4>(x, M, K, codes, scales, N, y, row_scales, sms, clusters, stream);
   }
 }
 
