@@ -306,6 +306,9 @@ TEST(CudaGemv, RejectsBadArguments) {
             cudaErrorInvalidValue);  // K not a multiple of 32
   EXPECT_EQ(mxfp4_gemv_w4a16_cuda(x.get() + 1, 1, 64, w.get(), s.get(), 16, y.get(), ElemType::f32, nullptr),
             cudaErrorInvalidValue);  // x not 16-byte aligned
+  EXPECT_EQ(mxfp4_gemv_w4a16_cuda(x.get(), 1, (size_t{1} << 26) + 32, w.get(), s.get(), 16, y.get(), ElemType::f32,
+                                  nullptr),
+            cudaErrorInvalidValue);  // K past 2^26 (checked before anything is read)
   EXPECT_EQ(gemm_mxfp4_w4a16_sm80(x.get(), 1, 48, w.get(), s.get(), 16, y.get(), nullptr),
             cudaErrorInvalidValue);  // K not a multiple of 32
   EXPECT_EQ(gemm_mxfp4_w4a16_sm80(x.get() + 1, 1, 64, w.get(), s.get(), 16, y.get(), nullptr),
