@@ -79,8 +79,17 @@ constexpr int kWarps = 8, kThreads = 32 * kWarps;
 #endif
 template <int kNT8>
 constexpr int kRingDepth = kNT8 == 1 ? MXQ_GEMV_RING_M8 : MXQ_GEMV_RING_M32;
-template <int kNT8>
-constexpr int kMinCtas = kNT8 == 1 ? MXQ_GEMV_MIN_CTAS_M8 : kNT8 == 2 ? MXQ_GEMV_MIN_CTAS_M16 : MXQ_GEMV_MIN_CTAS_M32;
+// Two row tiles per warp at 9-16 tokens fit the 64 registers of 4 CTAs per SM in sm_90a's code; sm_80's
+// needs a few more (it spilled 4 bytes), so there they run 3 CTAs per SM.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+constexpr int kMinCtasTwoTilesM16 = 3;
+#else
+constexpr int kMinCtasTwoTilesM16 = MXQ_GEMV_MIN_CTAS_M16;
+#endif
+template <int kNT8, int kTiles>
+constexpr int kMinCtas = kNT8 == 1   ? MXQ_GEMV_MIN_CTAS_M8
+                         : kNT8 == 2 ? (kTiles == 2 ? kMinCtasTwoTilesM16 : MXQ_GEMV_MIN_CTAS_M16)
+                                     : MXQ_GEMV_MIN_CTAS_M32;
 constexpr size_t kTokensPerLaunch = 32;  // four MMA column tiles of 8
 
 // Where a warp is in its sequence of steps: its activations at k of the step + 8t, token 8j + g's
@@ -188,7 +197,7 @@ __device__ __forceinline__ void warp_steps(const uint4* codes, const uint32_t* s
 // of the group's (units = tiles_per_cta / kTiles), every (kWarps / units)-th step of the range
 // starting at w / units.
 template <int kNT8, int kTiles, typename OutT>
-__global__ void __launch_bounds__(kThreads, kMinCtas<kNT8>)
+__global__ void __launch_bounds__(kThreads, kMinCtas<kNT8, kTiles>)
 mxfp4_gemv_w4a16_kernel(const bf16* __restrict__ x, int M, int K, const uint4* __restrict__ codes,
                         const uint32_t* __restrict__ scales, int N, OutT* __restrict__ y,
                         const float* __restrict__ row_scales, int tiles_per_cta, int ksplit) {
