@@ -137,8 +137,7 @@ double weight_read_us(bench::Timer& timer, int, int N, int K) {
 // measured (docs/BENCHMARKS.md: 0 of 898,560 pairs of SmolLM2-135M need a second pass; a uniform
 // 16-binade spread would put a second pass into nearly every K-tile of a 64-row warpgroup and time
 // W4A8's worst case instead), and below 2^1, so that the GEMV takes its one-multiply path, as on
-// that checkpoint (its MXFP4 scales span E8M0 120-128, 8 of 3,317,760 at 128). Until session 9 they
-// were [118, 129], which put the GEMV on its two-multiply path on every step.
+// that checkpoint (its MXFP4 scales span E8M0 120-128, 8 of 3,317,760 at 128).
 std::unique_ptr<Mxfp4LinearCuda> random_linear_layer(int N, int K, std::initializer_list<Mxfp4LinearMode> modes) {
   std::vector<uint8_t> codes(size_t{1} * N * K / 2), scales(size_t{1} * N * K / 32);
   uint64_t state = 0x9E3779B97F4A7C15ull ^ (uint64_t{static_cast<uint32_t>(N)} << 32 | static_cast<uint32_t>(K));

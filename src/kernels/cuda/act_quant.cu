@@ -30,7 +30,6 @@
 #include "mxq/kernels/cuda/mx_convert.h"
 #include "mxq/kernels/cuda/mx_convert_math.h"
 #include "grid_dependency.cuh"
-#include "output_store.cuh"
 
 namespace mxq {
 namespace {

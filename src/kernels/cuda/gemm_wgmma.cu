@@ -51,7 +51,7 @@ namespace {
 
 constexpr int kTileK = 128;                        // K per tile (FP8: promotion interval, base granularity)
 constexpr int kBlocksPerTile = kTileK / kMxBlock;  // 4
-constexpr int kTileN = 128;                        // weight rows per CTA (2 warpgroups × 64)
+constexpr int kTileN = static_cast<int>(kSm90TileRows);  // weight rows per CTA (2 warpgroups × 64)
 constexpr int kThreads = 384;                      // producer warpgroup + 2 consumer warpgroups
 constexpr int kGroupRows = 16;                              // one warp's rows of the A fragment
 constexpr int kGroupTileBytes = kGroupRows * kTileK / 2;    // codes of 16 rows × one K-tile: 1024

@@ -43,8 +43,7 @@ const char* mxfp4_linear_mode_name(Mxfp4LinearMode mode) {
 // wins at 64 (4096x14336: 60.6 against 89.8; 4096x4096: 31.4 against 32.8). Re-measure when
 // either kernel changes.
 size_t Mxfp4LinearCuda::default_gemv_max_m(Mxfp4LinearMode mode) const {
-  constexpr size_t kGemmTileRows = 128;  // weight rows per CTA tile of the wgmma GEMMs
-  const size_t row_tiles = (N_ + kGemmTileRows - 1) / kGemmTileRows;
+  const size_t row_tiles = (N_ + kSm90TileRows - 1) / kSm90TileRows;
   return mode == Mxfp4LinearMode::w4a8 && row_tiles >= static_cast<size_t>(sms_) ? 32 : 64;
 }
 

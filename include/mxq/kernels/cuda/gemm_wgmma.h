@@ -76,6 +76,9 @@ namespace mxq {
 
 enum class Sm90Operand { e4m3, bf16 };  // what the weight is widened to (the activation's type)
 
+// Weight rows per CTA tile (two consumer warpgroups of 64); the repacked layout pads N to it.
+inline constexpr size_t kSm90TileRows = 128;
+
 // An MXFP4 weight in the kernels' layout, on the host (what the repack returns).
 struct Mxfp4Sm90Packed {
   Sm90Operand op = Sm90Operand::e4m3;

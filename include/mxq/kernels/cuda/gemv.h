@@ -94,9 +94,10 @@ void mxfp4_gemv_repack(const uint8_t* codes, const uint8_t* scales, size_t N, si
 // before it in the stream still runs and stream weights, but it reads x and row_scales and writes y
 // only once that kernel has completed (stream order as usual for everything the caller sees).
 //
-// Work split: each CTA (8 warps) owns 1-8 row tiles (up to 16 at 25-32 tokens, two per warp) and a
-// range of K steps; its warps take the tiles' steps in turn (one warp per tile, or pair of tiles,
-// when it owns 8 or 16) and reduce their FP32 partials through shared memory. Where K is long and N
+// Work split: each CTA (8 warps) owns 1-8 row tiles (up to 16 with two per warp: at 25-32 tokens,
+// and at 9-24 on large matrices) and a range of K steps; its warps take the tiles' steps in turn
+// (one warp per tile, or pair of tiles, when it owns 8 or 16) and reduce their FP32 partials
+// through shared memory. Where K is long and N
 // leaves CTA slots free, a cluster of 2, 4 or 8 CTAs splits K and the partials meet in the first
 // CTA's shared memory over the cluster's distributed shared memory: no FP32 partials in global
 // memory, one launch, no second pass. The split is chosen per launch by a cost model from M, N, K,
